@@ -1,0 +1,52 @@
+# The two commands a reader needs: `make site` builds the book, `make test` checks it.
+# Each sets itself up: the virtual environment is (re)made from requirements.txt
+# whenever it is missing or older than that file.
+
+PYTHON ?= python3
+export NO_MKDOCS_2_WARNING := 1
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.DEFAULT_GOAL := site
+.PHONY: site test serve snippets lint clean lock
+
+$(INSTALLED): requirements.txt
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+## Run every snippet that changed (cached by content hash) into build/.
+snippets: $(INSTALLED)
+	$(BIN)/python -m tools.runner
+
+## Build the site into site/ from the snippets' outputs.
+site: snippets
+	$(BIN)/mkdocs build --strict
+
+## Live preview on http://127.0.0.1:8000; re-runs a snippet when it changes.
+serve: snippets
+	$(BIN)/mkdocs serve
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/codespell docs snippets tests tools README.md
+
+## Every check: lint, the built site, and the test suite.
+test: lint site
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf build site outputs .pytest_cache .ruff_cache
+
+## Re-pin requirements.txt from requirements.in in a throwaway environment.
+lock:
+	rm -rf build/lock-venv
+	$(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet --disable-pip-version-check -r requirements.in
+	{ echo '# Pinned by `make lock` from requirements.in; edit that file, not this one.'; \
+	  build/lock-venv/bin/pip freeze | sed -e 's/^torch==\([0-9.]*\)+cpu/torch==\1/'; } \
+	  > requirements.txt
+	rm -rf build/lock-venv

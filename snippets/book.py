@@ -1,0 +1,226 @@
+"""The book's saved functions: code a chapter taught, kept for later chapters.
+
+Each function names the chapter that introduces it. Snippets import this module;
+a downloaded notebook carries its own copy, so it runs anywhere.
+"""
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+DATASETS = ("digits",)
+
+
+def setup(seed=0):
+    """Make a run repeatable: seeds, one thread, figure files without dates."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (libraries may draw from the global state)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    matplotlib.rcParams.update(
+        {
+            "svg.hashsalt": "learned-kernels",
+            "svg.fonttype": "none",
+            "figure.dpi": 100,
+            "font.size": 10,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "image.cmap": "gray",
+        }
+    )
+
+
+def output_dir():
+    """Where figures and results go: $LK_OUTPUT_DIR, else ./outputs."""
+    path = Path(os.environ.get("LK_OUTPUT_DIR", "outputs"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_figure(fig, name):
+    """Save fig as NAME.svg, byte-identical between runs."""
+    fig.savefig(
+        output_dir() / f"{name}.svg",
+        bbox_inches="tight",
+        metadata={"Date": None},
+    )
+
+
+def record(**values):
+    """Add numbers to results.json, from which the chapters quote them."""
+    path = output_dir() / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    for key, value in values.items():
+        results[key] = value.item() if hasattr(value, "item") else value
+    path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+
+
+# --8<-- [start:data]
+@dataclass
+class Split:
+    X_train: torch.Tensor  # (N, 1, H, W), values in [0, 1]
+    y_train: torch.Tensor  # (N,), class indices
+    X_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def load_dataset(name="digits", test_size=0.25, seed=0):
+    """Chapter 1. A labelled image set, split into train and test parts.
+
+    The split is stratified: each class has the same share in both parts.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    digits = load_digits()
+    X = digits.images.astype(np.float32) / 16.0  # (N, 8, 8), ink 0 to 16
+    y = digits.target
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, stratify=y, random_state=seed
+    )
+    return Split(
+        torch.from_numpy(X_train).unsqueeze(1),
+        torch.from_numpy(y_train),
+        torch.from_numpy(X_test).unsqueeze(1),
+        torch.from_numpy(y_test),
+    )
+
+
+# --8<-- [end:data]
+
+
+# --8<-- [start:sobel]
+SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+SOBEL_Y = SOBEL_X.T  # change from top to bottom: horizontal edges
+
+
+def sobel(images):
+    """Chapter 1. Gradients of (N, 1, H, W) images: (N, 2, H, W), x then y.
+
+    A single (H, W) image gives (2, H, W). The borders are zero-padded.
+    """
+    images = torch.as_tensor(images, dtype=torch.float32)
+    single = images.dim() == 2
+    if single:
+        images = images[None, None]
+    if images.dim() != 4 or images.shape[1] != 1:
+        raise ValueError(
+            f"sobel expects an (H, W) image or (N, 1, H, W) images, "
+            f"got shape {tuple(images.shape)}"
+        )
+    if images.numel() == 0:
+        raise ValueError(
+            f"sobel got an empty image of shape {tuple(images.shape)}"
+        )
+    K = torch.stack([SOBEL_X, SOBEL_Y]).unsqueeze(1)  # (2, 1, 3, 3)
+    gradients = F.conv2d(images, K, padding=1)
+    return gradients[0] if single else gradients
+
+
+def edge_magnitude(images):
+    """Chapter 1. The edge map: length of the Sobel gradient at each pixel."""
+    gradients = sobel(images)
+    return gradients.pow(2).sum(dim=-3, keepdim=True).sqrt()
+
+
+# --8<-- [end:sobel]
+
+
+# --8<-- [start:model]
+class FixedFilterSoftmax(nn.Module):
+    """Chapter 1. A fixed feature map, then a softmax layer.
+
+    Only the softmax learns. features: a function from (N, 1, H, W) images
+    to (N, C, H, W) feature maps; num_features: C * H * W.
+    """
+
+    def __init__(self, features, num_features, num_classes=10):
+        super().__init__()
+        self.features = features
+        self.classifier = nn.Linear(num_features, num_classes)
+
+    def forward(self, X):
+        with torch.no_grad():  # fixed kernels: no gradient reaches them
+            maps = self.features(X)
+        return self.classifier(
+            maps.flatten(1)
+        )  # logits; the loss applies softmax
+
+
+# --8<-- [end:model]
+
+
+# --8<-- [start:train]
+def accuracy(net, X, y):
+    """Chapter 1. Fraction of X that net classifies as y."""
+    net.eval()
+    with torch.no_grad():
+        return (net(X).argmax(dim=1) == y).float().mean().item()
+
+
+def train(net, data, num_epochs=30, lr=0.01, batch_size=64, seed=0):
+    """Chapter 1. Mini-batch Adam on the cross-entropy loss.
+
+    Only parameters with requires_grad learn. Returns the training loss and test
+    accuracy after each epoch.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    history = {"train_loss": [], "test_accuracy": []}
+    n = len(data.X_train)
+    for _ in range(num_epochs):
+        net.train()
+        order = torch.randperm(n, generator=generator)
+        total_loss = 0.0
+        for start in range(0, n, batch_size):
+            batch = order[start : start + batch_size]
+            loss = F.cross_entropy(
+                net(data.X_train[batch]), data.y_train[batch]
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(batch)
+        history["train_loss"].append(total_loss / n)
+        history["test_accuracy"].append(accuracy(net, data.X_test, data.y_test))
+    return history
+
+
+# --8<-- [end:train]
+
+
+def count_parameters(net):
+    """Chapter 1. How many numbers training can change."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def show_images(
+    images, titles=None, ncols=8, size=1.2, cmap="gray", **imshow_args
+):
+    """Chapter 1. A grid of (H, W) images with optional titles."""
+    images = [
+        torch.as_tensor(image).detach().squeeze().numpy() for image in images
+    ]
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * size, nrows * size * 1.15)
+    )
+    for index, ax in enumerate(np.atleast_1d(axes).flat):
+        ax.axis("off")
+        if index < len(images):
+            ax.imshow(images[index], cmap=cmap, **imshow_args)
+            if titles is not None:
+                ax.set_title(titles[index], fontsize=9)
+    return fig

@@ -1,0 +1,146 @@
+# %% [markdown]
+# # Chapter 1, part 1: images and hand-made kernels
+#
+# An image is an array of numbers. A kernel is a small array slid across it.
+# Here we look at a photograph's pixel values, then at three classic
+# hand-designed feature extractors: Sobel edges, HOG and SIFT.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+from skimage import data, feature, transform
+
+from book import edge_magnitude, record, save_figure, setup, sobel
+
+setup()
+
+# %% [markdown]
+# ## An image is an array of numbers
+
+# %%
+# --8<-- [start:pixels]
+photo = data.camera()  # a greyscale photo that ships with scikit-image
+print(photo.shape, photo.dtype, photo.min(), photo.max())
+
+top, left, size = 190, 230, 10  # a small patch: the photographer's glove
+patch = photo[top : top + size, left : left + size]
+# --8<-- [end:pixels]
+record(
+    photo_height=photo.shape[0],
+    photo_width=photo.shape[1],
+    photo_min=int(photo.min()),
+    photo_max=int(photo.max()),
+    patch_size=size,
+)
+
+# %%
+fig, (whole, zoom) = plt.subplots(1, 2, figsize=(10, 4.8))
+whole.imshow(photo, cmap="gray")
+whole.add_patch(
+    Rectangle((left, top), size, size, fill=False, ec="tab:red", lw=2)
+)
+whole.set_title(f"the whole photo, {photo.shape[0]} × {photo.shape[1]} pixels")
+zoom.imshow(patch, cmap="gray", vmin=0, vmax=255)
+for (row, col), value in np.ndenumerate(patch):
+    zoom.text(
+        col,
+        row,
+        value,
+        ha="center",
+        va="center",
+        fontsize=7,
+        color="white" if value < 128 else "black",
+    )
+zoom.set_title(f"the red {size} × {size} patch, as numbers")
+for ax in (whole, zoom):
+    ax.set_xticks([])
+    ax.set_yticks([])
+save_figure(fig, "pixels")
+
+# %% [markdown]
+# ## Sobel: a hand-made edge detector
+
+# %%
+# --8<-- [start:sobel-photo]
+image = photo.astype(np.float32) / 255  # intensities in [0, 1]
+gx, gy = sobel(image).numpy()  # change left to right, and top to bottom
+edges = edge_magnitude(image)[0].numpy()
+# --8<-- [end:sobel-photo]
+
+# %%
+panels = [
+    (image, "input image", "gray", 0, 1),
+    (gx, "Sobel x: vertical edges", "RdBu", -1, 1),
+    (gy, "Sobel y: horizontal edges", "RdBu", -1, 1),
+    (edges, "edge map: gradient length", "gray", 0, 1),
+]
+fig, axes = plt.subplots(2, 2, figsize=(9, 9.4))
+for ax, (values, title, cmap, low, high) in zip(axes.flat, panels):
+    # Let the strongest 0.5 % of edges saturate, so that faint ones show.
+    scale = 1 if values is image else np.percentile(np.abs(values), 99.5)
+    ax.imshow(values, cmap=cmap, vmin=low * scale, vmax=high * scale)
+    ax.set_title(title)
+    ax.axis("off")
+save_figure(fig, "sobel_photo")
+
+# %% [markdown]
+# ## HOG: histograms of oriented gradients
+
+# %%
+# --8<-- [start:hog]
+hog_features, hog_image = feature.hog(
+    image,
+    orientations=9,
+    pixels_per_cell=(16, 16),
+    cells_per_block=(2, 2),
+    visualize=True,
+)
+# --8<-- [end:hog]
+record(hog_length=hog_features.size)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
+axes[0].imshow(image, cmap="gray")
+axes[0].set_title("input image")
+axes[1].imshow(hog_image, cmap="gray", vmax=np.percentile(hog_image, 99.5))
+axes[1].set_title("HOG: the dominant edge directions per 16 × 16 cell")
+for ax in axes:
+    ax.axis("off")
+save_figure(fig, "hog")
+
+# %% [markdown]
+# ## SIFT: keypoints that survive scaling and rotation
+
+# %%
+# --8<-- [start:sift]
+small = transform.rescale(image, 0.5, anti_aliasing=True)  # 256 × 256
+sift = feature.SIFT()
+sift.detect_and_extract(small)
+print(sift.keypoints.shape, sift.descriptors.shape)
+# --8<-- [end:sift]
+record(
+    sift_keypoints=len(sift.keypoints),
+    sift_descriptor_length=sift.descriptors.shape[1],
+)
+
+# %%
+fig, ax = plt.subplots(figsize=(5.5, 5.5))
+ax.imshow(small, cmap="gray")
+strongest = np.argsort(sift.sigmas)[-60:]  # the 60 largest-scale keypoints
+for (row, col), sigma, angle in zip(
+    sift.keypoints[strongest],
+    sift.sigmas[strongest],
+    sift.orientations[strongest],
+):
+    radius = 3 * sigma
+    ax.add_patch(plt.Circle((col, row), radius, fill=False, ec="gold", lw=1))
+    ax.plot(
+        [col, col + radius * np.cos(angle)],
+        [row, row - radius * np.sin(angle)],
+        color="gold",
+        lw=1,
+    )
+ax.set_title("SIFT keypoints: position, scale and orientation")
+ax.axis("off")
+save_figure(fig, "sift")

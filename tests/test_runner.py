@@ -1,0 +1,140 @@
+"""The snippet runner: caching, failures, determinism, standalone notebooks."""
+
+import json
+import textwrap
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tools import runner
+
+HELPER = """
+def answer():
+    return 42
+"""
+
+SNIPPET = """
+# %% [markdown]
+# # A tiny snippet
+
+# %%
+import matplotlib.pyplot as plt
+from helper import answer
+from book import record, save_figure, setup
+
+setup()
+# --8<-- [start:main]
+value = answer()
+# --8<-- [end:main]
+record(value=value)
+fig, ax = plt.subplots()
+ax.plot([0, 1], [0, value])
+save_figure(fig, "line")
+"""
+
+
+@pytest.fixture
+def book(tmp_path):
+    """A book with one helper module and one snippet, built into tmp_path/build."""
+    snippets = tmp_path / "snippets"
+    snippets.mkdir()
+    (snippets / "book.py").write_text((runner.SNIPPETS_DIR / "book.py").read_text())
+    (snippets / "helper.py").write_text(HELPER)
+    (snippets / "tiny.py").write_text(textwrap.dedent(SNIPPET))
+    return snippets, tmp_path / "build"
+
+
+def run(book, *names, force=False):
+    snippets, build = book
+    lines = []
+    outcomes = runner.run(
+        list(names) or None, force, snippets, build, jobs=1, log=lines.append
+    )
+    return {o.name: o.ran for o in outcomes}, "\n".join(lines)
+
+
+def test_modules_are_not_snippets(book):
+    assert runner.snippet_names(book[0]) == ["tiny"]
+
+
+def test_outputs_and_then_a_cache_hit(book):
+    ran, log = run(book)
+    assert ran == {"tiny": True} and "ran     tiny" in log
+    out = book[1] / "tiny"
+    assert json.loads((out / "results.json").read_text()) == {"value": 42}
+    assert (out / "line.svg").exists()
+    assert ran == {"tiny": True}
+    ran, log = run(book)
+    assert ran == {"tiny": False} and "cached  tiny" in log
+    assert "1 snippets: 0 ran, 1 cached" in log
+
+
+def test_editing_the_snippet_reruns_it(book):
+    run(book)
+    path = book[0] / "tiny.py"
+    path.write_text(path.read_text() + "\n# a comment\n")
+    assert run(book)[0] == {"tiny": True}
+
+
+def test_editing_an_imported_module_reruns_it(book):
+    run(book)
+    (book[0] / "helper.py").write_text(HELPER.replace("42", "43"))
+    assert run(book)[0] == {"tiny": True}
+    assert json.loads((book[1] / "tiny" / "results.json").read_text())["value"] == 43
+
+
+def test_force_reruns(book):
+    run(book)
+    assert run(book, force=True)[0] == {"tiny": True}
+
+
+def test_modules_are_found_through_other_modules(book):
+    snippets = book[0]
+    (snippets / "helper.py").write_text("from deeper import answer\n")
+    (snippets / "deeper.py").write_text(HELPER)
+    found = runner.local_imports(snippets / "tiny.py", snippets)
+    assert [p.name for p in found] == ["book.py", "deeper.py", "helper.py"]
+
+
+def test_figures_are_byte_identical_between_runs(book):
+    run(book)
+    first = (book[1] / "tiny" / "line.svg").read_bytes()
+    run(book, force=True)
+    assert (book[1] / "tiny" / "line.svg").read_bytes() == first
+
+
+def test_a_failing_snippet_is_named_with_its_cell_and_traceback(book):
+    (book[0] / "broken.py").write_text(
+        "# %%\nx = 1\n\n# %%\nraise RuntimeError('kernel on fire')\n"
+    )
+    with pytest.raises(runner.SnippetError) as error:
+        run(book, "broken")
+    message = str(error.value)
+    assert "snippet 'broken' failed in cell 1 (line 5 of broken.py)" in message
+    assert "RuntimeError" in message and "kernel on fire" in message
+    assert not (book[1] / "broken" / "run.json").exists()  # not cached as done
+
+
+def test_an_unknown_snippet_is_a_clear_error(book):
+    with pytest.raises(runner.SnippetError, match="unknown snippet 'nope'.*tiny"):
+        run(book, "nope")
+
+
+def test_cli_reports_errors_with_exit_status(capsys):
+    assert runner.main(["no_such_snippet"]) == 1
+    assert "unknown snippet 'no_such_snippet'" in capsys.readouterr().err
+
+
+def test_executed_notebook_runs_alone_in_an_empty_folder(book, tmp_path, monkeypatch):
+    """A reader's download: only the .ipynb, in a folder of its own."""
+    run(book)
+    monkeypatch.delenv("LK_OUTPUT_DIR")
+    notebook = nbformat.read(book[1] / "tiny" / "tiny.ipynb", as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.cells[0].metadata["tags"] == [runner.HIDDEN_CELL_TAG]
+    assert not any("--8<--" in cell.source for cell in notebook.cells[1:])
+    alone = tmp_path / "download"
+    alone.mkdir()
+    NotebookClient(notebook, resources={"metadata": {"path": str(alone)}}).execute()
+    assert {p.name for p in alone.iterdir()} >= {"book.py", "helper.py", "outputs"}

@@ -1,0 +1,288 @@
+"""Execute the book's snippets as notebooks, each once, cached by content hash.
+
+    python -m tools.runner              # every snippet that changed
+    python -m tools.runner NAME ...     # only these
+    python -m tools.runner --force      # ignore the cache
+
+A snippet is a jupytext "percent" file in snippets/ (it has `# %%` cells); other
+.py files there are modules that snippets import. Each snippet runs in a fresh
+kernel, in an empty folder, exactly as a reader's downloaded notebook would: the
+local modules it imports are written next to it by a first cell, hidden on the
+site. Its outputs land in build/snippets/NAME/: the executed notebook NAME.ipynb,
+the figures it saved, results.json with the numbers it recorded, and run.json
+with the cache key and run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SNIPPETS_DIR = ROOT / "snippets"
+BUILD_DIR = ROOT / "build" / "snippets"
+REQUIREMENTS = ROOT / "requirements.txt"
+
+# Bump to invalidate every cached run when the way snippets are executed changes.
+RUNNER_VERSION = "1"
+HIDDEN_CELL_TAG = "book-setup"
+SECTION_MARKER = re.compile(r"^\s*# --8<-- \[(start|end):[a-z][-_0-9a-z]*\]\s*$")
+CELL_TIMEOUT_S = 600
+
+
+class SnippetError(Exception):
+    """A snippet that is unknown, or failed to run."""
+
+
+@dataclass
+class Outcome:
+    name: str
+    ran: bool
+    seconds: float
+
+
+def snippet_names(snippets_dir: Path = SNIPPETS_DIR) -> list[str]:
+    return sorted(
+        path.stem
+        for path in snippets_dir.glob("*.py")
+        if re.search(r"^# %%", path.read_text(encoding="utf-8"), re.MULTILINE)
+    )
+
+
+def local_imports(path: Path, snippets_dir: Path) -> list[Path]:
+    """The modules in snippets_dir that path imports, directly or through others."""
+    found: dict[str, Path] = {}
+    pending = [path]
+    while pending:
+        tree = ast.parse(pending.pop().read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                module = snippets_dir / f"{name.split('.')[0]}.py"
+                if module.exists() and module.stem not in found and module != path:
+                    found[module.stem] = module
+                    pending.append(module)
+    return [found[name] for name in sorted(found)]
+
+
+def cache_key(path: Path, snippets_dir: Path = SNIPPETS_DIR) -> str:
+    """Changes when anything the snippet's outputs depend on changes."""
+    digest = hashlib.sha256()
+    for part in (
+        RUNNER_VERSION,
+        platform.python_version(),
+        version("torch"),
+        REQUIREMENTS.read_bytes() if REQUIREMENTS.exists() else b"",
+    ):
+        digest.update(part.encode() if isinstance(part, str) else part)
+    for source in [path, *local_imports(path, snippets_dir)]:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def build_notebook(path: Path, snippets_dir: Path):
+    """The snippet as a notebook, standalone: local modules are written by cell 0."""
+    import jupytext
+    import nbformat
+
+    nb = jupytext.read(path, fmt="py:percent")
+    for cell in nb.cells:
+        lines = cell.source.splitlines()
+        cell.source = "\n".join(
+            line for line in lines if not SECTION_MARKER.match(line)
+        )
+    modules = local_imports(path, snippets_dir)
+    if modules:
+        writes = "\n".join(
+            f"Path({module.name!r}).write_text({module.read_text(encoding='utf-8')!r})"
+            for module in modules
+        )
+        setup = nbformat.v4.new_code_cell(
+            "# The book's helper modules, written next to this notebook.\n"
+            f"from pathlib import Path\n{writes}\n"
+        )
+        setup.metadata["tags"] = [HIDDEN_CELL_TAG]
+        nb.cells.insert(0, setup)
+    for index, cell in enumerate(nb.cells):
+        cell.id = f"cell-{index}"  # not random: the same notebook, byte for byte
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+def _failing_cell(nb) -> tuple[int, str]:
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return index, cell.source
+    return -1, ""
+
+
+def _source_line(path: Path, cell_source: str) -> int | None:
+    first = next((line for line in cell_source.splitlines() if line.strip()), None)
+    if first is None:
+        return None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line == first:
+            return number
+    return None
+
+
+def execute(path: Path, out_dir: Path, snippets_dir: Path) -> None:
+    """Run one snippet in a fresh kernel; raise SnippetError naming the cell."""
+    import nbformat
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = build_notebook(path, snippets_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    # One thread each: results are bit-identical only at a fixed thread count,
+    # and two snippets can then share a 2-core machine.
+    os.environ.update(
+        LK_OUTPUT_DIR=str(out_dir),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        PYTHONHASHSEED="0",
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix=f"snippet-{path.stem}-") as workdir,
+        tempfile.TemporaryDirectory(prefix="kernel-") as sockets,
+    ):
+        # IPC sockets rather than TCP ports: private to this machine, no warning.
+        kernel = KernelManager(
+            kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel"
+        )
+        client = NotebookClient(
+            nb,
+            km=kernel,
+            timeout=CELL_TIMEOUT_S,
+            allow_errors=False,
+            record_timing=False,
+            resources={"metadata": {"path": workdir}},
+        )
+        try:
+            client.execute()
+        except CellExecutionError as error:
+            index, source = _failing_cell(nb)
+            line = _source_line(path, source)
+            where = f"cell {index}" + (f" (line {line} of {path.name})" if line else "")
+            raise SnippetError(
+                f"snippet {path.stem!r} failed in {where}:\n{error}"
+            ) from None
+        finally:
+            if kernel.has_kernel:  # we own it: nbclient stops only kernels it made
+                kernel.shutdown_kernel(now=True)
+    nbformat.write(nb, out_dir / f"{path.stem}.ipynb")
+
+
+def _run_one(path: Path, out_dir: Path, snippets_dir: Path, key: str) -> Outcome:
+    start = time.perf_counter()
+    execute(path, out_dir, snippets_dir)
+    seconds = time.perf_counter() - start
+    (out_dir / "run.json").write_text(
+        json.dumps({"key": key, "seconds": round(seconds, 2)}, indent=1) + "\n"
+    )
+    return Outcome(path.stem, True, seconds)
+
+
+def is_fresh(name: str, snippets_dir: Path = SNIPPETS_DIR, build_dir: Path = BUILD_DIR):
+    run_file = build_dir / name / "run.json"
+    if not run_file.exists():
+        return False
+    recorded = json.loads(run_file.read_text())
+    return recorded["key"] == cache_key(snippets_dir / f"{name}.py", snippets_dir)
+
+
+def run(
+    names: list[str] | None = None,
+    force: bool = False,
+    snippets_dir: Path = SNIPPETS_DIR,
+    build_dir: Path = BUILD_DIR,
+    jobs: int = 2,
+    log=print,
+) -> list[Outcome]:
+    known = snippet_names(snippets_dir)
+    unknown = sorted(set(names or []) - set(known))
+    if unknown:
+        raise SnippetError(
+            f"unknown snippet {', '.join(map(repr, unknown))}; "
+            f"known snippets: {', '.join(known) or 'none'}"
+        )
+    outcomes: list[Outcome] = []
+    pending = []
+    for name in names or known:
+        path = snippets_dir / f"{name}.py"
+        out_dir = build_dir / name
+        key = cache_key(path, snippets_dir)
+        if not force and is_fresh(name, snippets_dir, build_dir):
+            seconds = json.loads((out_dir / "run.json").read_text())["seconds"]
+            log(f"  cached  {name:<32} (ran in {seconds:.1f} s)")
+            outcomes.append(Outcome(name, False, seconds))
+        else:
+            pending.append((path, out_dir, snippets_dir, key))
+    failures = []
+    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(pending) or 1))) as pool:
+        futures = [pool.submit(_run_one, *args) for args in pending]
+        for args, future in zip(pending, futures):
+            name = args[0].stem
+            try:
+                outcome = future.result()
+            except SnippetError as error:
+                failures.append(str(error))
+                log(f"  FAILED  {name}")
+                continue
+            log(f"  ran     {name:<32} {outcome.seconds:6.1f} s")
+            outcomes.append(outcome)
+    if failures:
+        raise SnippetError("\n\n".join(failures))
+    ran = [o for o in outcomes if o.ran]
+    log(
+        f"{len(outcomes)} snippets: {len(ran)} ran, {len(outcomes) - len(ran)} cached; "
+        f"{sum(o.seconds for o in ran):.1f} s of snippet time this run, "
+        f"{sum(o.seconds for o in outcomes):.1f} s for a cold build"
+    )
+    return outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="snippets to run (default: all)")
+    parser.add_argument("--force", action="store_true", help="ignore the cache")
+    parser.add_argument("--jobs", type=int, default=2, help="snippets run at once")
+    args = parser.parse_args(argv)
+    try:
+        run(args.names or None, force=args.force, jobs=args.jobs)
+    except SnippetError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
