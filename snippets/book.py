@@ -7,6 +7,7 @@ a downloaded notebook carries its own copy, so it runs anywhere.
 import json
 import os
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +16,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from skimage.transform import resize
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-DATASETS = ("digits",)
+DATASETS = ("digits", "shifted_digits")
 
 
 def setup(seed=0):
@@ -76,10 +78,11 @@ class Split:
     y_test: torch.Tensor
 
 
-def load_dataset(name="digits", test_size=0.25, seed=0):
+def load_dataset(name="digits", test_size=0.25, seed=0, canvas=24):
     """Chapter 1. A labelled image set, split into train and test parts.
 
     The split is stratified: each class has the same share in both parts.
+    "shifted_digits" (chapter 2) puts the same digits on a noisy canvas.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
@@ -89,6 +92,10 @@ def load_dataset(name="digits", test_size=0.25, seed=0):
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=test_size, stratify=y, random_state=seed
     )
+    if name == "shifted_digits":
+        rng = np.random.default_rng(seed)
+        X_train, y_train = place_on_canvas(X_train, y_train, canvas, 2, rng)
+        X_test, y_test = place_on_canvas(X_test, y_test, canvas, 1, rng)
     return Split(
         torch.from_numpy(X_train).unsqueeze(1),
         torch.from_numpy(y_train),
@@ -98,6 +105,44 @@ def load_dataset(name="digits", test_size=0.25, seed=0):
 
 
 # --8<-- [end:data]
+
+
+# --8<-- [start:shifted]
+def place_on_canvas(
+    images, labels, canvas=24, copies=1, rng=None, scales=(1.0, 1.75), noise=0.1
+):
+    """Chapter 2. A harder task: each (H, W) image, scaled by a random factor,
+    at a random position on a larger canvas of Gaussian noise.
+
+    Every image appears `copies` times, each time placed anew.
+    Returns (N * copies, canvas, canvas) images in [0, 1] and their labels.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3 or images.shape[0] != len(labels):
+        raise ValueError(
+            f"expected (N, H, W) images and N labels, got images of shape "
+            f"{images.shape} and {len(labels)} labels"
+        )
+    largest = int(round(max(images.shape[1:]) * scales[1]))
+    if canvas < largest:
+        raise ValueError(
+            f"canvas {canvas} × {canvas} is smaller than the largest scaled "
+            f"digit ({largest} × {largest} pixels)"
+        )
+    rng = rng if rng is not None else np.random.default_rng(0)
+    out = np.zeros((len(images) * copies, canvas, canvas), dtype=np.float32)
+    for index in range(len(out)):
+        image = images[index % len(images)]
+        size = int(round(image.shape[0] * rng.uniform(*scales)))
+        row, col = rng.integers(0, canvas - size + 1, size=2)
+        out[index, row : row + size, col : col + size] = resize(
+            image, (size, size), order=1
+        )
+    out += noise * rng.standard_normal(out.shape, dtype=np.float32)
+    return np.clip(out, 0, 1), np.tile(labels, copies)
+
+
+# --8<-- [end:shifted]
 
 
 # --8<-- [start:sobel]
@@ -153,12 +198,36 @@ class FixedFilterSoftmax(nn.Module):
     def forward(self, X):
         with torch.no_grad():  # fixed kernels: no gradient reaches them
             maps = self.features(X)
-        return self.classifier(
-            maps.flatten(1)
-        )  # logits; the loss applies softmax
+        logits = self.classifier(maps.flatten(1))
+        return logits  # the loss function applies the softmax
 
 
 # --8<-- [end:model]
+
+
+# --8<-- [start:learned-model]
+class LearnedKernelSoftmax(nn.Module):
+    """Chapter 2. Chapter 1's pipeline with the kernels set free.
+
+    num_kernels learned k × k kernels (a convolutional layer), ReLU, then the
+    same softmax layer on the flattened feature maps.
+    """
+
+    def __init__(
+        self, num_kernels=1, image_size=8, in_channels=1, kernel_size=3
+    ):
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_channels, num_kernels, kernel_size, padding=kernel_size // 2
+        )
+        self.classifier = nn.Linear(num_kernels * image_size**2, 10)
+
+    def forward(self, X):
+        maps = torch.relu(self.conv(X))  # gradients now reach the kernels
+        return self.classifier(maps.flatten(1))
+
+
+# --8<-- [end:learned-model]
 
 
 # --8<-- [start:train]
@@ -196,6 +265,38 @@ def train(net, data, num_epochs=30, lr=0.01, batch_size=64, seed=0):
         history["train_loss"].append(total_loss / n)
         history["test_accuracy"].append(accuracy(net, data.X_test, data.y_test))
     return history
+
+
+# One protocol for every row of the results table (chapters 2 to 4): only what
+# a chapter's question changes may differ between rows.
+PROTOCOL = {"num_epochs": 15, "lr": 0.003, "batch_size": 64, "seeds": (0, 1, 2)}
+
+
+def run_trials(make_net, data, protocol=PROTOCOL):
+    """Chapter 2. Train a fresh make_net() per seed under one protocol.
+
+    Returns the mean and standard deviation of the final test accuracy, each
+    seed's accuracy, the trainable parameter count, the mean training time in
+    seconds, and the last seed's net and history (for figures).
+    """
+    settings = {k: v for k, v in protocol.items() if k != "seeds"}
+    accuracies, seconds = [], []
+    for seed in protocol["seeds"]:
+        torch.manual_seed(seed)
+        net = make_net()
+        start = time.perf_counter()
+        history = train(net, data, seed=seed, **settings)
+        seconds.append(time.perf_counter() - start)
+        accuracies.append(history["test_accuracy"][-1])
+    return {
+        "mean": float(np.mean(accuracies)),
+        "std": float(np.std(accuracies)),
+        "accuracies": accuracies,
+        "parameters": count_parameters(net),
+        "seconds": float(np.mean(seconds)),
+        "net": net,
+        "history": history,
+    }
 
 
 # --8<-- [end:train]
