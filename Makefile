@@ -25,7 +25,7 @@ snippets: $(INSTALLED)
 site: snippets
 	$(BIN)/mkdocs build --strict
 
-## Live preview on http://127.0.0.1:8000; re-runs a snippet when it changes.
+## Live preview on http://127.0.0.1:8000/learned-kernels/; re-runs changed snippets.
 serve: snippets
 	$(BIN)/mkdocs serve
 
