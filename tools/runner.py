@@ -41,6 +41,8 @@ RUNNER_VERSION = "1"
 HIDDEN_CELL_TAG = "book-setup"
 SECTION_MARKER = re.compile(r"^\s*# --8<-- \[(start|end):[a-z][-_0-9a-z]*\]\s*$")
 CELL_TIMEOUT_S = 600
+# The reader's promise: every snippet runs in seconds on a laptop CPU.
+BUDGET_S = 60
 
 
 class SnippetError(Exception):
@@ -267,6 +269,15 @@ def run(
         f"{sum(o.seconds for o in ran):.1f} s of snippet time this run, "
         f"{sum(o.seconds for o in outcomes):.1f} s for a cold build"
     )
+    over = [o for o in outcomes if o.seconds > BUDGET_S]
+    for outcome in over:
+        log(f"  over the {BUDGET_S} s budget: {outcome.name} ({outcome.seconds:.1f} s)")
+    if outcomes and not over:
+        slowest = max(outcomes, key=lambda o: o.seconds)
+        log(
+            f"  every snippet within {BUDGET_S} s; "
+            f"slowest {slowest.name} ({slowest.seconds:.1f} s)"
+        )
     return outcomes
 
 
