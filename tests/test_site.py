@@ -114,6 +114,8 @@ def test_placeholders_are_filled_and_formatted(results):
         ("{{ nowhere.accuracy }}", r"01-why-cnns.md: .*unknown snippet 'nowhere'"),
         ("{{ why_cnns_pipeline.nothing }}", r"01-why-cnns.md: .*recorded no 'nothing'"),
         ("{{ why_cnns_pipeline.num_train:.1q }}", r"cannot format"),
+        ("{{ why_cnns_pipeline }}", r"01-why-cnns.md: malformed placeholder"),
+        ("{{ why-cnns.num_train }}", r"malformed placeholder"),
     ],
 )
 def test_a_bad_placeholder_fails_the_build_naming_page_and_name(results, text, message):
@@ -123,7 +125,8 @@ def test_a_bad_placeholder_fails_the_build_naming_page_and_name(results, text, m
 
 def test_every_placeholder_in_the_chapters_has_a_result(results):
     for page in sorted((ROOT / "docs").rglob("*.md")):
-        for snippet, key, _ in mkdocs_hooks.PLACEHOLDER.findall(page.read_text()):
+        for inner in mkdocs_hooks.PLACEHOLDER.findall(page.read_text()):
+            snippet, key, _ = mkdocs_hooks.REFERENCE.fullmatch(inner).groups()
             assert key in results.get(snippet, {}), f"{page.name}: {snippet}.{key}"
 
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 from tools.runner import BUILD_DIR, is_fresh, snippet_names  # noqa: E402
 
 FIGURE_SUFFIXES = {".svg", ".png"}
-PLACEHOLDER = re.compile(
-    r"\{\{\s*([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)(?::([^}]*?))?\s*\}\}"
-)
+# Any {{ ... }} is a placeholder; one that is not `snippet.key[:spec]` fails.
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+REFERENCE = re.compile(r"\s*(\w+)\.(\w+)(?::(.*?))?\s*", re.DOTALL)
 INLINE_MATH = re.compile(r'<span class="arithmatex">\\\((.+?)\\\)</span>', re.DOTALL)
 BLOCK_MATH = re.compile(r'<div class="arithmatex">\\\[(.+?)\\\]</div>', re.DOTALL)
 
@@ -85,7 +85,13 @@ def on_page_markdown(markdown, page, config, files):
     results = _results()
 
     def fill(match):
-        snippet, key, spec = match.groups()
+        reference = REFERENCE.fullmatch(match.group(1))
+        if reference is None:
+            raise PluginError(
+                f"{page.file.src_uri}: malformed placeholder {match.group(0)!r}; "
+                "write {{ snippet.key }} or {{ snippet.key:format }}"
+            )
+        snippet, key, spec = reference.groups()
         where = f"{page.file.src_uri}: {{{{ {snippet}.{key} }}}}"
         if snippet not in results:
             raise PluginError(f"{where} names an unknown snippet {snippet!r}")
