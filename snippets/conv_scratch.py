@@ -74,16 +74,18 @@ def show_numbers(ax, values, title, cmap="Blues", vmax=9):
     ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax * 1.6)
     for (row, col), value in np.ndenumerate(values):
         if value:
-            ax.text(col, row, f"{value:g}", ha="center", va="center")
+            ax.text(
+                col, row, f"{value:g}", ha="center", va="center", fontsize=12
+            )
     ax.set_xticks(np.arange(-0.5, values.shape[1]), minor=True)
     ax.set_yticks(np.arange(-0.5, values.shape[0]), minor=True)
     ax.grid(which="minor", color="0.75", lw=0.8)
     ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
     ax.spines[:].set_visible(False)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=12)
 
 
-fig, axes = plt.subplots(1, 4, figsize=(11, 3.1))
+fig, axes = plt.subplots(1, 4, figsize=(10, 3.1))
 show_numbers(axes[0], K, "kernel K")
 show_numbers(axes[1], impulse[0], "input: one pixel", "Greys", 1)
 show_numbers(axes[2], correlated, "cross-correlation\n(conv2d): K flipped")
@@ -157,7 +159,7 @@ def draw_geometry(ax, size, kernel, stride=1, padding=0, dilation=1):
     ax.set_title(
         f"padding={padding}, stride={stride}, dilation={dilation}\n"
         f"{size} × {size} input → {out} × {out} output",
-        fontsize=10,
+        fontsize=15,
     )
     return out
 
@@ -168,7 +170,7 @@ panels = [
     dict(size=6, kernel=3, stride=2),
     dict(size=7, kernel=3, dilation=2),
 ]
-fig, axes = plt.subplots(2, 2, figsize=(10, 8.4))
+fig, axes = plt.subplots(2, 2, figsize=(10, 6.6))
 outs = [draw_geometry(ax, **panel) for ax, panel in zip(axes.flat, panels)]
 fig.tight_layout()
 save_figure(fig, "geometry")

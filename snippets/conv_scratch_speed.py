@@ -104,15 +104,6 @@ def gflops(flops, seconds):
 
 
 flops = {size: conv_flops(N, C_in, C_out, size, size, k, k) for size in SIZES}
-for size, times in results.items():
-    print(
-        f"{size:>3} × {size:<3}",
-        *(
-            f"{name} {gflops(flops[size], s):6.1f} GFLOP/s"
-            for name, s in times.items()
-        ),
-    )
-
 n = 1024  # a square product: the best case for a matrix library
 A = rng.standard_normal((n, n), dtype=np.float32)
 B = rng.standard_normal((n, n), dtype=np.float32)
@@ -122,6 +113,14 @@ matmul_numpy = gflops(2 * n**3, matmul["numpy"])
 matmul_torch = gflops(2 * n**3, matmul["torch"])
 print(f"matrix product: NumPy {matmul_numpy:.1f}, torch {matmul_torch:.1f}")
 # --8<-- [end:gflops]
+for size, times in results.items():
+    print(
+        f"{size:>3} × {size:<3}",
+        *(
+            f"{name} {gflops(flops[size], s):6.2f} GFLOP/s"
+            for name, s in times.items()
+        ),
+    )
 
 # %% [markdown]
 # ## Where the vectorised version spends its time (64 × 64)
@@ -153,9 +152,9 @@ target = results[64]
 target_ratio = target["numpy"] / target["torch"]
 largest_loop = max(LOOP_SIZES)
 record(
-    N=N,
-    C_in=C_in,
-    C_out=C_out,
+    batch_size=N,
+    in_channels=C_in,
+    out_channels=C_out,
     kernel_size=k,
     sizes=SIZES,
     loop_sizes=LOOP_SIZES,
@@ -177,6 +176,8 @@ record(
     target_gflops_numpy=gflops(flops[64], target["numpy"]),
     target_gflops_torch=gflops(flops[64], target["torch"]),
     target_mflop=flops[64] / 1e6,
+    target_output_numbers=N * C_out * 64 * 64,  # one loop iteration each
+    column_length=C_in * k * k,
     target_max_error=np.abs(y_numpy - y_torch.numpy()).max(),
     loops_ms_largest=results[largest_loop]["loops"] * 1e3,
     loops_ratio_largest=results[largest_loop]["loops"]
@@ -208,7 +209,7 @@ styles = {
     "numpy": ("conv2d (NumPy, vectorised)", "tab:blue", "o"),
     "torch": ("F.conv2d (PyTorch)", "tab:green", "^"),
 }
-fig, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+fig, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(9, 4))
 for name, (label, colour, marker) in styles.items():
     sizes = [s for s in SIZES if name in results[s]]
     seconds = [results[s][name] for s in sizes]
@@ -243,7 +244,7 @@ for value, colour, label in [
         f"{label}: {n} × {n} matrix product",
         color=colour,
         va="bottom",
-        fontsize=8,
+        fontsize=9,
     )
 rate_ax.set(
     xlabel="image height and width (pixels)",
@@ -251,6 +252,6 @@ rate_ax.set(
     ylim=(0, 1.15 * max(matmul_numpy, matmul_torch)),
     title="achieved speed",
 )
-time_ax.legend(fontsize=8)
+time_ax.legend(fontsize=9)
 fig.tight_layout()
 save_figure(fig, "speed")

@@ -248,6 +248,29 @@ def test_backward_matches_autograd(case, seed):
     np.testing.assert_allclose(grad_bias, bias.grad.numpy(), **TIGHT)
 
 
+@pytest.mark.parametrize(
+    "size, k, stride, padding, dilation, groups",
+    [(9, 3, 2, 0, 1, 1), (8, 3, 2, 1, 1, 2), (11, 2, 3, 1, 2, 1), (7, 3, 1, 1, 2, 3)],
+)
+def test_the_input_gradient_is_a_transposed_convolution(
+    size, k, stride, padding, dilation, groups
+):
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((2, 3 * groups, size, size + 1))
+    K = rng.standard_normal((2 * groups, 3, k, k))
+    geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    G = rng.standard_normal(conv2d(x, K, **geometry).shape)
+    grad_x = conv2d_backward(G, x, K, **geometry)[0]
+    shape = F.conv_transpose2d(
+        torch.from_numpy(G), torch.from_numpy(K), **geometry
+    ).shape
+    missing = [a - b for a, b in zip(x.shape[2:], shape[2:])]  # the floor
+    transposed = F.conv_transpose2d(
+        torch.from_numpy(G), torch.from_numpy(K), output_padding=missing, **geometry
+    )
+    np.testing.assert_allclose(grad_x, transposed.numpy(), **TIGHT)
+
+
 # What the chapter says about the snippet's results
 
 

@@ -18,7 +18,8 @@ def test_everything_ran_on_one_thread(speed):
 
 
 def test_the_flop_count_of_the_target_case(speed):
-    assert (speed["N"], speed["C_in"], speed["C_out"]) == (32, 3, 16)
+    shape = (speed["batch_size"], speed["in_channels"], speed["out_channels"])
+    assert shape == (32, 3, 16)
     assert speed["target_mflop"] == pytest.approx(2 * 32 * 16 * 64 * 64 * 27 / 1e6)
 
 
@@ -32,10 +33,24 @@ def test_the_loops_are_orders_of_magnitude_slower(speed):
     assert min(speed["ratio_loops_to_torch"]) > 100
 
 
-def test_conv2d_falls_short_of_a_square_matrix_product(speed):
+def test_numpy_and_torch_are_close_on_the_log_scale(speed):
+    """The figure's alt text: both far below the loops, close together."""
+    for ratio in speed["ratio_numpy_to_torch"]:
+        assert 1 / 10 < ratio < 10
+
+
+def test_convolutions_fall_short_of_a_square_matrix_product(speed):
     # Typically a factor of 3 to 10 below the square product.
-    assert speed["target_gflops_numpy"] < speed["matmul_gflops_numpy"] / 1.5
+    for value in speed["gflops_numpy"]:
+        assert value < speed["matmul_gflops_numpy"] / 1.5
+    for value in speed["gflops_torch"]:
+        assert value < speed["matmul_gflops_torch"] / 1.5
     assert speed["product_gflops"] < speed["matmul_gflops_numpy"] / 1.5
+
+
+def test_the_counts_the_chapter_quotes(speed):
+    assert speed["target_output_numbers"] == 32 * 16 * 64 * 64
+    assert speed["column_length"] == 3 * 3 * 3
 
 
 def test_the_verdict_matches_the_ratio(speed):
