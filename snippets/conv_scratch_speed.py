@@ -1,0 +1,257 @@
+# %% [markdown]
+# # Chapter 5, part 2: how fast is a convolution from scratch?
+#
+# The loops, the vectorised NumPy `conv2d` and `torch.nn.functional.conv2d`
+# timed on the same inputs, over a range of image sizes, on one CPU thread.
+# The numbers are this machine's, measured when the book was built.
+
+# %%
+import os
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from book import record, save_figure, setup
+from conv_scratch_ops import conv2d, conv2d_loops, im2col, pad
+
+setup()  # seeds, and one thread for torch
+threadpool_limits(1)  # one thread for NumPy's matrix library too: a fair race
+rng = np.random.default_rng(0)
+
+
+# %% [markdown]
+# ## Timing and counting
+
+
+# %%
+# --8<-- [start:timer]
+def race(fns, repeat=20, warm_up=True):
+    """The fastest of repeat calls of each function, in seconds of CPU time.
+
+    The functions take turns, so that all of them meet the same machine.
+    CPU time (time.process_time) leaves out the moments when other programs
+    had the CPU, and they can only add time: so take the minimum.
+    """
+    if warm_up:
+        for fn in fns.values():
+            fn()  # the first call pays for allocating memory, loading code
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return {name: min(seconds) for name, seconds in times.items()}
+
+
+def conv_flops(N, C_in, C_out, H_out, W_out, kh, kw, groups=1):
+    """Floating-point operations of conv2d: a multiply and an add per weight
+    per output number."""
+    return 2 * N * C_out * H_out * W_out * (C_in // groups) * kh * kw
+
+
+# --8<-- [end:timer]
+
+
+# %% [markdown]
+# ## The race
+
+
+# %%
+# --8<-- [start:benchmark]
+N, C_in, C_out, k = 32, 3, 16, 3  # a batch of 32 RGB images, 16 kernels
+SIZES = [8, 16, 32, 64, 128]  # image height and width
+LOOP_SIZES = [8, 16]  # beyond this the loops take too long
+
+
+def benchmark(size):
+    """Seconds per call of each implementation on (N, C_in, size, size)."""
+    x = rng.standard_normal((N, C_in, size, size), dtype=np.float32)
+    K = rng.standard_normal((C_out, C_in, k, k), dtype=np.float32)
+    b = rng.standard_normal(C_out, dtype=np.float32)
+    x_t, K_t, b_t = map(torch.from_numpy, (x, K, b))
+    functions = {
+        "torch": lambda: F.conv2d(x_t, K_t, b_t, padding=1),
+        "numpy": lambda: conv2d(x, K, b, padding=1),
+    }
+    times = race(functions, repeat=30)
+    if size in LOOP_SIZES:  # one call each: they take seconds
+        loops = {"loops": lambda: conv2d_loops(x, K, b, padding=1)}
+        times |= race(loops, repeat=1, warm_up=False)
+    return times
+
+
+results = {size: benchmark(size) for size in SIZES}
+for size, times in results.items():
+    print(
+        f"{size:>3} × {size:<3}",
+        *(f"{name} {seconds * 1e3:9.2f} ms" for name, seconds in times.items()),
+    )
+# --8<-- [end:benchmark]
+
+# %% [markdown]
+# ## Achieved GFLOP/s, and what a plain matrix product reaches
+
+
+# %%
+# --8<-- [start:gflops]
+def gflops(flops, seconds):
+    return flops / seconds / 1e9
+
+
+flops = {size: conv_flops(N, C_in, C_out, size, size, k, k) for size in SIZES}
+n = 1024  # a square product: the best case for a matrix library
+A = rng.standard_normal((n, n), dtype=np.float32)
+B = rng.standard_normal((n, n), dtype=np.float32)
+A_t, B_t = torch.from_numpy(A), torch.from_numpy(B)
+matmul = race({"numpy": lambda: A @ B, "torch": lambda: A_t @ B_t}, 10)
+matmul_numpy = gflops(2 * n**3, matmul["numpy"])
+matmul_torch = gflops(2 * n**3, matmul["torch"])
+print(f"matrix product: NumPy {matmul_numpy:.1f}, torch {matmul_torch:.1f}")
+# --8<-- [end:gflops]
+for size, times in results.items():
+    print(
+        f"{size:>3} × {size:<3}",
+        *(
+            f"{name} {gflops(flops[size], s):6.2f} GFLOP/s"
+            for name, s in times.items()
+        ),
+    )
+
+# %% [markdown]
+# ## Where the vectorised version spends its time (64 × 64)
+
+# %%
+# --8<-- [start:breakdown]
+x = rng.standard_normal((N, C_in, 64, 64), dtype=np.float32)
+K = rng.standard_normal((C_out, C_in, k, k), dtype=np.float32)
+cols = im2col(pad(x, (1, 1, 1, 1)), (k, k))  # (N, 27, 64 * 64)
+K_rows = K.reshape(C_out, -1)  # (16, 27)
+parts = race(
+    {
+        "conv2d": lambda: conv2d(x, K, padding=1),
+        "windows": lambda: im2col(pad(x, (1, 1, 1, 1)), (k, k)),
+        "product": lambda: K_rows @ cols,
+    },
+    repeat=30,
+)
+product_gflops = gflops(flops[64], parts["product"])
+for name, seconds in parts.items():
+    print(f"{name:>8}: {seconds * 1e3:.2f} ms, {seconds / parts['conv2d']:.0%}")
+print(f"the product alone: {product_gflops:.1f} GFLOP/s")
+# --8<-- [end:breakdown]
+
+# %%
+y_numpy = conv2d(x, K, padding=1)
+y_torch = F.conv2d(torch.from_numpy(x), torch.from_numpy(K), padding=1)
+target = results[64]
+target_ratio = target["numpy"] / target["torch"]
+largest_loop = max(LOOP_SIZES)
+record(
+    batch_size=N,
+    in_channels=C_in,
+    out_channels=C_out,
+    kernel_size=k,
+    sizes=SIZES,
+    loop_sizes=LOOP_SIZES,
+    largest_loop_size=largest_loop,
+    ms_torch=[results[s]["torch"] * 1e3 for s in SIZES],
+    ms_numpy=[results[s]["numpy"] * 1e3 for s in SIZES],
+    ms_loops=[results[s]["loops"] * 1e3 for s in LOOP_SIZES],
+    ratio_numpy_to_torch=[
+        results[s]["numpy"] / results[s]["torch"] for s in SIZES
+    ],
+    ratio_loops_to_torch=[
+        results[s]["loops"] / results[s]["torch"] for s in LOOP_SIZES
+    ],
+    gflops_numpy=[gflops(flops[s], results[s]["numpy"]) for s in SIZES],
+    gflops_torch=[gflops(flops[s], results[s]["torch"]) for s in SIZES],
+    target_ms_torch=target["torch"] * 1e3,
+    target_ms_numpy=target["numpy"] * 1e3,
+    target_ratio=target_ratio,
+    target_gflops_numpy=gflops(flops[64], target["numpy"]),
+    target_gflops_torch=gflops(flops[64], target["torch"]),
+    target_mflop=flops[64] / 1e6,
+    target_output_numbers=N * C_out * 64 * 64,  # one loop iteration each
+    column_length=C_in * k * k,
+    target_max_error=np.abs(y_numpy - y_torch.numpy()).max(),
+    loops_ms_largest=results[largest_loop]["loops"] * 1e3,
+    loops_ratio_largest=results[largest_loop]["loops"]
+    / results[largest_loop]["torch"],
+    loops_to_numpy_largest=results[largest_loop]["loops"]
+    / results[largest_loop]["numpy"],
+    matmul_size=n,
+    matmul_gflops_numpy=matmul_numpy,
+    matmul_gflops_torch=matmul_torch,
+    windows_ms=parts["windows"] * 1e3,
+    product_ms=parts["product"] * 1e3,
+    product_gflops=product_gflops,
+    windows_share=parts["windows"] / parts["conv2d"],
+    product_share=parts["product"] / parts["conv2d"],
+    target_verdict="target met" if target_ratio <= 3 else "target missed",
+    load_average=os.getloadavg()[0],
+    torch_threads=torch.get_num_threads(),
+    blas_threads=[
+        pool["num_threads"]
+        for pool in threadpool_info()
+        if pool["user_api"] == "blas"
+    ],
+    cpu_count=os.cpu_count(),
+)
+
+# %%
+styles = {
+    "loops": ("conv2d_loops (NumPy, loops)", "tab:red", "s"),
+    "numpy": ("conv2d (NumPy, vectorised)", "tab:blue", "o"),
+    "torch": ("F.conv2d (PyTorch)", "tab:green", "^"),
+}
+fig, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(9, 4))
+for name, (label, colour, marker) in styles.items():
+    sizes = [s for s in SIZES if name in results[s]]
+    seconds = [results[s][name] for s in sizes]
+    time_ax.plot(sizes, seconds, marker=marker, color=colour, label=label)
+    if name != "loops":
+        rate_ax.plot(
+            sizes,
+            [gflops(flops[s], results[s][name]) for s in sizes],
+            marker=marker,
+            color=colour,
+            label=label,
+        )
+time_ax.set(
+    xscale="log",
+    yscale="log",
+    xlabel="image height and width (pixels)",
+    ylabel="seconds per call (log scale)",
+    title=f"{N} images, {C_in} → {C_out} channels, {k} × {k} kernels",
+)
+for ax in (time_ax, rate_ax):
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(SIZES, [str(s) for s in SIZES])
+    ax.minorticks_off()
+for value, colour, label in [
+    (matmul_numpy, "tab:blue", "NumPy"),
+    (matmul_torch, "tab:green", "PyTorch"),
+]:
+    rate_ax.axhline(value, color=colour, ls="--", lw=1)
+    rate_ax.text(
+        SIZES[0],
+        value,
+        f"{label}: {n} × {n} matrix product",
+        color=colour,
+        va="bottom",
+        fontsize=9,
+    )
+rate_ax.set(
+    xlabel="image height and width (pixels)",
+    ylabel="GFLOP/s (one thread)",
+    ylim=(0, 1.15 * max(matmul_numpy, matmul_torch)),
+    title="achieved speed",
+)
+time_ax.legend(fontsize=9)
+fig.tight_layout()
+save_figure(fig, "speed")
