@@ -239,7 +239,7 @@ draw_kernel(axes[1], SOBEL_X, "Sobel x", digits=0)
 draw_kernel(
     axes[2],
     difference * 10**-exponent,
-    f"K − Sobel x, in units of $10^{{{exponent}}}$",
+    "K − Sobel x, in units of $10^{" + str(exponent) + "}$",
     limit=10,
     digits=1,
 )

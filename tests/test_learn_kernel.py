@@ -285,6 +285,18 @@ def test_learned_kernel_softmax_shapes():
     assert wide.conv(torch.zeros(2, 3, 24, 24)).shape == (2, 4, 24, 24)
 
 
+def test_the_same_seed_gives_the_same_softmax_start():
+    """The chapter: with one seed, the fixed and learned models start from the
+    same softmax weights (fixed_kernel_net only overwrites the kernel)."""
+    torch.manual_seed(1)
+    learned = LearnedKernelSoftmax(num_kernels=1, image_size=8)
+    torch.manual_seed(1)
+    fixed = LearnedKernelSoftmax(num_kernels=1, image_size=8)
+    with torch.no_grad():
+        fixed.conv.weight.copy_(SOBEL_X)
+    assert torch.equal(learned.classifier.weight, fixed.classifier.weight)
+
+
 def test_the_learned_kernel_receives_gradients_the_fixed_one_does_not():
     X, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
     learned = LearnedKernelSoftmax(num_kernels=1, image_size=8)
