@@ -325,3 +325,30 @@ def show_images(
             if titles is not None:
                 ax.set_title(titles[index], fontsize=9)
     return fig
+
+
+def draw_kernel(ax, K, title=None, limit=2, digits=2, fontsize=9):
+    """Chapter 2. A small kernel as coloured cells with its numbers written in.
+
+    Red is positive, blue negative; colours saturate at ±limit.
+    """
+    K = torch.as_tensor(K).detach().squeeze()
+    if K.dim() != 2:
+        raise ValueError(
+            f"draw_kernel expects one (k, k) kernel, got shape {tuple(K.shape)}"
+        )
+    ax.imshow(K.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    for (row, col), value in np.ndenumerate(K.numpy()):
+        value = round(float(value), digits) + 0.0  # + 0.0: no "-0.00"
+        ax.text(
+            col,
+            row,
+            f"{value:.{digits}f}",
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+            color="white" if abs(value) > 0.6 * limit else "black",
+        )
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    ax.axis("off")
