@@ -109,7 +109,13 @@ def load_dataset(name="digits", test_size=0.25, seed=0, canvas=24):
 
 # --8<-- [start:shifted]
 def place_on_canvas(
-    images, labels, canvas=24, copies=1, rng=None, scales=(1.0, 1.75), noise=0.1
+    images,
+    labels,
+    canvas=24,
+    copies=1,
+    rng=None,
+    scales=(1.0, 1.75),
+    noise=0.1,
 ):
     """Chapter 2. A harder task: each (H, W) image, scaled by a random factor,
     at a random position on a larger canvas of Gaussian noise.
