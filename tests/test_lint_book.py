@@ -275,6 +275,8 @@ ALLOWED = [
     "A 3 × 3 kernel, 16 × 16-pixel cells, 40 epochs, 9 directions and the digit 7.",
     "A 512 × 512 photo and 128 features: powers of two are sizes chosen on purpose.",
     "Chapter 2 answers it; the ten classes stay, conv2d and L2 are names.",
+    "Convolution flips the kernel: it is rotated by 180 degrees (or 180°).",
+    "Digits are centred[^lecun]: a 1998 scanner did it.",
     "The accuracy is {{ why_cnns_pipeline.sobel_test_accuracy:.1% }} here.",
     "In code it is `lr=0.01` and `1797`, in math $0.5 \\cdot x$ and $$y = 0.25$$.",
     "Install it with Python 3.11 and torch version 2.13.0 pinned.",

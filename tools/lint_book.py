@@ -41,10 +41,10 @@ decimals (0.97; not a version such as "Python 3.11" or 2.13.0), percentages
 5 GFLOP/s), ratios (3x faster), spreads (± 2), years and decades (1968, the
 2010s), and integers of 100 or more that are not a power of two (1,797 digits,
 450 test images: counts a snippet computes). Allowed as ordinary language:
-integers below 100 (a 3 × 3 kernel, 40 epochs, chapter 2, the digit 7) and
-powers of two (128 features, a 512 × 512 photo), sizes and settings that the
-prose names on purpose. A number written as a word ("ten classes") is never
-flagged.
+integers below 100 (a 3 × 3 kernel, 40 epochs, chapter 2, the digit 7), powers
+of two (128 features, a 512 × 512 photo) and angles (180 degrees), sizes and
+settings that the prose names on purpose. A number written as a word ("ten
+classes") is never flagged.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ NOTEBOOK_LINK = re.compile(r"\]\(snippets/([a-z_][a-z0-9_]*)/\1\.ipynb\)")
 MD_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 HTML_IMAGE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 HTML_ATTR = re.compile(r"""\b(src|alt)\s*=\s*(["'])(.*?)\2""", re.DOTALL)
-FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\](?!:)")
+FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
 FOOTNOTE_DEF = re.compile(r"^\[\^[^\]\s]+\]:")
 TODO = re.compile(r"\bTODO\b")
 
@@ -112,6 +112,7 @@ RATIO_AFTER = re.compile(
     r"^\s*[×x]\s+(?:faster|slower|quicker|larger|smaller|bigger|more|fewer|less"
     r"|higher|lower)\b"
 )
+ANGLE_AFTER = re.compile(r"^(?:\s*°|[\s\u00a0]+degrees?\b)")
 SPREAD_BEFORE = re.compile(r"(?:±|\+/-)\s*$")
 DECADE = re.compile(r"(?<![\w.])(1[89]\d0|20\d0)s\b")
 BLOCK_START = re.compile(r"\n(?=\s*\n|\s*(?:[-*+|]|#+|\d+\.)\s)")
@@ -557,6 +558,8 @@ def _number_kind(text: str, match: re.Match) -> str | None:
     if fraction:
         return None if VERSION_BEFORE.search(before[-12:]) else "decimal"
     value = int(digits.replace(",", ""))
+    if ANGLE_AFTER.match(after):
+        return None  # "rotated by 180 degrees" is geometry, not a measurement
     if "," not in digits and 1800 <= value <= 2099:
         return "year"
     if value >= 100 and value & (value - 1):
