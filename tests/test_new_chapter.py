@@ -69,31 +69,38 @@ def create(root, slug, title):
     return new_chapter.create(root, slug, title, log=lambda line: None)
 
 
+def next_number(root):
+    """The number a new chapter gets: whatever chapters the book has by now."""
+    pages = new_chapter.existing_chapters(root).values()
+    return max(int(page[:2]) for page in pages) + 1
+
+
 def test_a_new_chapter_gets_its_files_nav_entries_and_index_row(book):
-    chapter = create(book, "learn-the-kernel", "Can we learn the kernel?")
-    assert chapter.page == "02-learn-the-kernel.md"
-    page = (book / "docs/02-learn-the-kernel.md").read_text()
-    assert page.splitlines()[6] == "# 2. Can we learn the kernel?"
-    assert '--8<-- "learn_the_kernel.py:example"' in page
-    assert (book / "snippets/learn_the_kernel.py").exists()
-    assert (book / "tests/test_learn_the_kernel.py").exists()
+    n = next_number(book)
+    chapter = create(book, "trial-chapter", "Can we learn the kernel?")
+    assert chapter.page == f"{n:02d}-trial-chapter.md"
+    page = (book / "docs" / chapter.page).read_text()
+    assert page.splitlines()[6] == f"# {n}. Can we learn the kernel?"
+    assert '--8<-- "trial_chapter.py:example"' in page
+    assert (book / "snippets/trial_chapter.py").exists()
+    assert (book / "tests/test_trial_chapter.py").exists()
     chapters, notebooks = nav(book)["Chapters"], nav(book)["Notebooks"]
-    assert chapters[-1] == {"2. Can we learn the kernel?": "02-learn-the-kernel.md"}
-    assert notebooks[-1] == "snippets/learn_the_kernel/learn_the_kernel.ipynb"
+    assert chapters[-1] == {f"{n}. Can we learn the kernel?": chapter.page}
+    assert notebooks[-1] == "snippets/trial_chapter/trial_chapter.ipynb"
     index = (book / "docs/index.md").read_text()
-    assert "| [2. Can we learn the kernel?](02-learn-the-kernel.md) |" in index
+    assert f"| [{n}. Can we learn the kernel?]({chapter.page}) |" in index
 
 
 def test_a_new_chapter_passes_the_linter_with_its_placeholders_as_warnings(book):
-    create(book, "learn-the-kernel", "Can we learn the kernel?")
+    chapter = create(book, "trial-chapter", "Can we learn the kernel?")
     found = lint_book.lint(book, tools=True)
     assert [p for p in found if not p.warning] == []
     placeholders = {p.path for p in found if p.rule == "placeholders"}
     assert placeholders == {
-        "docs/02-learn-the-kernel.md",
+        f"docs/{chapter.page}",
         "docs/index.md",
-        "snippets/learn_the_kernel.py",
-        "tests/test_learn_the_kernel.py",
+        "snippets/trial_chapter.py",
+        "tests/test_trial_chapter.py",
     }
     strict = lint_book.lint(book, tools=False, strict=True)
     assert strict and not any(p.warning for p in strict)  # CI refuses to merge it
@@ -107,14 +114,17 @@ def test_long_names_and_titles_stay_within_the_line_limits(book):
 
 def test_a_title_that_yaml_must_quote(book):
     title = 'Layers: deep, "deeper" # and deepest'
-    create(book, "layers", title)
-    assert nav(book)["Chapters"][-1] == {f"2. {title}": "02-layers.md"}
+    chapter = create(book, "quoted-title", title)
+    assert nav(book)["Chapters"][-1] == {f"{chapter.number}. {title}": chapter.page}
 
 
 def test_the_number_follows_the_highest_chapter(book):
     page = (book / "docs/01-why-cnns.md").read_text()
-    (book / "docs/07-later.md").write_text(page.replace("# 1. ", "# 7. "))
-    assert create(book, "next-one", "Next").page == "08-next-one.md"
+    later = next_number(book) + 4
+    (book / f"docs/{later:02d}-later.md").write_text(
+        page.replace("# 1. ", f"# {later}. ")
+    )
+    assert create(book, "next-one", "Next").page == f"{later + 1:02d}-next-one.md"
 
 
 @pytest.mark.parametrize(
@@ -197,15 +207,15 @@ def test_cli_reports_a_refusal(capsys, monkeypatch, book):
 def test_a_scaffolded_chapter_runs_builds_strictly_and_passes_its_tests(tmp_path):
     """What a contributor gets from `make chapter`, before writing a word."""
     book = copy_book(tmp_path / "book", with_build=True)
-    create(book, "learn-the-kernel", "Can we learn the kernel?")
+    chapter = create(book, "trial-chapter", "Can we learn the kernel?")
     outcomes = runner.run(
-        ["learn_the_kernel"],
+        ["trial_chapter"],
         snippets_dir=book / "snippets",
         build_dir=book / "build" / "snippets",
         log=lambda line: None,
     )
     assert [o.ran for o in outcomes] == [True]
-    assert (book / "build/snippets/learn_the_kernel/example.svg").exists()
+    assert (book / "build/snippets/trial_chapter/example.svg").exists()
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet"],
         cwd=book,
@@ -213,11 +223,11 @@ def test_a_scaffolded_chapter_runs_builds_strictly_and_passes_its_tests(tmp_path
         text=True,
     )
     assert build.returncode == 0, build.stderr
-    page = (book / "site/02-learn-the-kernel/index.html").read_text()
+    page = (book / "site" / chapter.page[:-3] / "index.html").read_text()
     assert re.search(r"adds up 10 squares and gets\s+285\.", page)
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-        + ["tests/test_learn_the_kernel.py"],
+        + ["tests/test_trial_chapter.py"],
         cwd=book,
         capture_output=True,
         text=True,
