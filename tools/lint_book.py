@@ -857,9 +857,14 @@ def main(argv: list[str] | None = None) -> int:
     errors = [p for p in problems if not p.warning]
     warnings = len(problems) - len(errors)
     book = Book(args.root)
+    checks = (
+        "ruff, codespell and the book's rules"
+        if not args.no_tools
+        else "the book's rules"
+    )
     summary = (
-        f"book linter: {len(book.chapters)} chapters, {len(book.snippets)} snippets: "
-        f"{len(errors)} errors, {warnings} warnings"
+        f"lint ({checks}; {len(book.chapters)} chapters, {len(book.snippets)} "
+        f"snippets): {len(errors)} errors, {warnings} warnings"
     )
     if warnings and not errors:
         summary += " (placeholders fail the check in CI: --strict)"
