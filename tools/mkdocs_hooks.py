@@ -7,6 +7,8 @@
 - Math from pymdownx.arithmatex is rendered to MathML at build time, so pages
   need no math script or font from anywhere.
 - `mkdocs serve` re-runs changed snippets before each rebuild.
+- Each page lists the snippets behind it (`book_sources` for the template), and a
+  notebook page's edit button edits its snippet, not the generated notebook.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools.runner import BUILD_DIR, is_fresh, snippet_names  # noqa: E402
+from tools.lint_book import referenced_snippets  # noqa: E402
+from tools.runner import BUILD_DIR, SNIPPETS_DIR, is_fresh, snippet_names  # noqa: E402
 
 FIGURE_SUFFIXES = {".svg", ".png"}
 # Any {{ ... }} is a placeholder; one that is not `snippet.key[:spec]` fails.
@@ -118,3 +121,27 @@ def _mathml(latex, display):
 def on_page_content(content, page, config, files):
     content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
     return INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+
+
+def source_url(config, path, action="blob"):
+    """The repository's URL to view ("blob") or edit ("edit") the file at path."""
+    match = re.match(r"^(?:edit|blob)/([^/]+)/", config.edit_uri or "")
+    if not config.repo_url or not match:
+        return None
+    return f"{config.repo_url.rstrip('/')}/{action}/{match.group(1)}/{path}"
+
+
+def on_page_context(context, page, config, nav):
+    uri = page.file.src_uri
+    if uri.startswith("snippets/") and uri.endswith(".ipynb"):
+        names = [Path(uri).stem]
+        page.edit_url = source_url(config, f"snippets/{names[0]}.py", "edit")
+    else:
+        names = referenced_snippets(page.file.content_string)
+    paths = [f"snippets/{name}.py" for name in names]
+    context["book_sources"] = [
+        {"path": path, "url": source_url(config, path)}
+        for path in paths
+        if (SNIPPETS_DIR.parent / path).exists() and source_url(config, path)
+    ]
+    return context
