@@ -1,6 +1,8 @@
 """The contributor's path: edit and source links, licences, CI and pre-commit."""
 
+import os
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -131,8 +133,23 @@ def test_the_pages_workflow_publishes_main_after_the_checks():
     assert any(u.startswith("actions/deploy-pages") for u in uses)
 
 
-def test_ci_run_lints_strictly():
-    assert "make test LINT_FLAGS=--strict" in (ROOT / ".ci/run").read_text()
+def test_the_linter_is_strict_in_ci_only():
+    def lint_command(ci):
+        env = {k: v for k, v in os.environ.items() if k != "CI"}
+        env.update({"CI": ci} if ci else {})
+        dry_run = subprocess.run(
+            ["make", "-n", "-o", ".venv/.installed", "lint"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return dry_run.stdout
+
+    assert "tools.lint_book --strict" in lint_command("true")
+    assert "--strict" not in lint_command(None)
+    assert "make test" in (ROOT / ".ci/run").read_text()
 
 
 def test_pre_commit_hooks_are_local_and_use_the_projects_tools():
