@@ -75,14 +75,13 @@ grey = torch.tensor([0.2125, 0.7154, 0.0721])  # how bright R, G, B look
 centre = torch.zeros(3, 3)
 centre[1, 1] = 1.0  # a 1 × 1 kernel, padded to 3 × 3
 
-K = torch.stack(
-    [
-        grey[:, None, None] * SOBEL_X,  # vertical edges of the brightness
-        grey[:, None, None] * SOBEL_Y,  # horizontal edges of the brightness
-        torch.stack([centre, -centre, 0 * centre]),  # red minus green
-        torch.stack([-centre / 2, -centre / 2, centre]),  # blue minus yellow
-    ]
-)
+# Each kernel: one 3 × 3 slice per input channel (red, green, blue).
+vertical = grey[:, None, None] * SOBEL_X  # edges of the brightness
+horizontal = grey[:, None, None] * SOBEL_Y
+red_green = torch.stack([centre, -centre, 0 * centre])  # red minus green
+blue_yellow = torch.stack([-centre / 2, -centre / 2, centre])
+
+K = torch.stack([vertical, horizontal, red_green, blue_yellow])
 print(K.shape)  # (C_out, C_in, k, k) = (4, 3, 3, 3)
 maps = F.conv2d(X_photo, K, padding=1)
 print(maps.shape)  # (1, 4, 256, 256): one map per kernel

@@ -131,7 +131,9 @@ def plot_sweep(trials, train_accuracy, title, chance=0.1):
     ax.set_xscale("log", base=2)
     ax.set_xticks(counts, [str(N) for N in counts])
     ax.set(xlabel="number of kernels N", ylabel="accuracy", title=title)
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=9
+    )
     return fig
 
 
