@@ -159,7 +159,6 @@ rows = [
         (relu_stack[:1] - relu_fit, "difference"),
     ],
 ]
-limit = max(image.abs().max().item() for row in rows for image, _ in row)
 fig = plt.figure(figsize=(9.5, 5.6))
 grid = fig.add_gridspec(2, 4, width_ratios=[1.4, 1, 1, 1], wspace=0.2)
 ax = fig.add_subplot(grid[:, 0])
@@ -167,6 +166,7 @@ ax.imshow(X[0, 0].numpy(), cmap="gray_r")
 ax.set_title("input (24 × 24)", fontsize=10)
 ax.axis("off")
 for r, row in enumerate(rows):
+    limit = max(image.abs().max().item() for image, _ in row)
     for c, (image, title) in enumerate(row):
         ax = fig.add_subplot(grid[r, c + 1])
         ax.imshow(
@@ -181,14 +181,8 @@ save_figure(fig, "stacking")
 
 # %%
 # --8<-- [start:pooling]
-Y = torch.tensor(
-    [
-        [1.0, 3.0, 0.0, 2.0],
-        [4.0, 2.0, 1.0, 0.0],
-        [0.0, 1.0, 5.0, 1.0],
-        [2.0, 0.0, 3.0, 3.0],
-    ]
-).reshape(1, 1, 4, 4)  # (N, C, H, W)
+Y = torch.tensor([[1.0, 3, 0, 2], [4, 2, 1, 0], [0, 1, 5, 1], [2, 0, 3, 3]])
+Y = Y.reshape(1, 1, 4, 4)  # (N, C, H, W)
 print(F.max_pool2d(Y, 2))  # the largest value of each 2 × 2 window
 print(F.avg_pool2d(Y, 2))  # the mean of each 2 × 2 window
 # --8<-- [end:pooling]
@@ -317,11 +311,12 @@ for name, layers in stacks.items():
     growth[name] = (receptive_field(layers), measured)
     print(f"{name}: {measured}")
 # --8<-- [end:growth]
+(conv_formula, conv_measured), (pool_formula, pool_measured) = growth.values()
 record(
-    conv_only_after_8=growth["3 × 3 convolutions only"][0][-1],
-    with_pooling_after_8=growth["3 × 3 convolution, then 2 × 2 pool, repeated"][
-        0
-    ][-1],
+    conv_only_after_8=conv_formula[-1],
+    with_pooling_after_8=pool_formula[-1],
+    growth_agrees=conv_formula == conv_measured
+    and pool_formula == pool_measured,
 )
 
 # %%

@@ -123,6 +123,7 @@ def test_the_chapter_s_measurements_match_its_formula(results):
     stack = results["layers"]
     for depth in range(1, 6):
         assert stack[f"measured_layer_{depth}"] == stack[f"formula_layer_{depth}"]
+    assert stack["growth_agrees"] is True
     assert stack["with_pooling_after_8"] > 2 * stack["conv_only_after_8"]
 
 
