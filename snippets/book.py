@@ -31,6 +31,9 @@ def setup(seed=0):
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills new tensors with NaN, costing up to a
+    # quarter of training time; the results do not depend on it.
+    torch.utils.deterministic.fill_uninitialized_memory = False
     matplotlib.rcParams.update(
         {
             "svg.hashsalt": "learned-kernels",
@@ -358,3 +361,127 @@ def draw_kernel(ax, K, title=None, limit=2, digits=2, fontsize=9):
     if title is not None:
         ax.set_title(title, fontsize=10)
     ax.axis("off")
+
+
+# --8<-- [start:cnn]
+class SmallCNN(nn.Module):
+    """Chapter 4. Layers of kernels: a small convolutional network.
+
+    One block per entry of channels: 3 × 3 convolution, batch normalisation,
+    ReLU; every block after the first starts with a 2 × 2 max pool. The
+    largest value of each final feature map (global max pool) feeds a linear
+    layer, so any image_size of at least 2 ** (len(channels) - 1) works.
+    """
+
+    def __init__(
+        self,
+        image_size=24,
+        in_channels=1,
+        channels=(16, 32, 64),
+        num_classes=10,
+    ):
+        super().__init__()
+        smallest = 2 ** (len(channels) - 1)
+        if image_size < smallest:
+            raise ValueError(
+                f"image_size {image_size} is too small for {len(channels)} "
+                f"blocks: each 2 × 2 pool halves it; need at least {smallest}"
+            )
+        self.input_shape = (in_channels, image_size, image_size)
+        blocks = []
+        for depth, out_channels in enumerate(channels):
+            pool = [nn.MaxPool2d(2)] if depth > 0 else []
+            blocks.append(
+                nn.Sequential(
+                    *pool,
+                    nn.Conv2d(in_channels, out_channels, 3, padding=1),
+                    nn.BatchNorm2d(out_channels),
+                    nn.ReLU(),
+                )
+            )
+            in_channels = out_channels
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = nn.Linear(in_channels, num_classes)
+
+    def feature_maps(self, X):
+        """Each block's output for (N, C, H, W) images, first to last."""
+        if X.dim() != 4 or tuple(X.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"SmallCNN expects images of shape (N, {self.input_shape[0]}, "
+                f"{self.input_shape[1]}, {self.input_shape[2]}), "
+                f"got {tuple(X.shape)}"
+            )
+        maps = []
+        for block in self.blocks:
+            X = block(X)
+            maps.append(X)
+        return maps
+
+    def forward(self, X):
+        last = self.feature_maps(X)[-1]  # (N, C, H, W)
+        return self.classifier(last.amax(dim=(2, 3)))  # global max pool
+
+
+# --8<-- [end:cnn]
+
+
+# --8<-- [start:receptive-field]
+def receptive_field(layers):
+    """Chapter 4. Side of the receptive field after each layer of a stack.
+
+    layers: (kernel_size, stride) pairs, first layer first; a 3 × 3
+    convolution is (3, 1), a 2 × 2 pool (2, 2). Each layer widens the field
+    by kernel_size - 1 steps of the layer below; a step is the product of
+    the strides below.
+    """
+    size, jump, sizes = 1, 1, []
+    for layer in layers:
+        pair = isinstance(layer, tuple | list) and len(layer) == 2
+        if not pair or not all(isinstance(n, int) and n >= 1 for n in layer):
+            raise ValueError(
+                f"each layer must be a (kernel_size, stride) pair of "
+                f"positive integers, got {layer!r}"
+            )
+        kernel_size, stride = layer
+        size += (kernel_size - 1) * jump
+        jump *= stride
+        sizes.append(size)
+    return sizes
+
+
+# --8<-- [end:receptive-field]
+
+
+# --8<-- [start:input-gradient]
+def input_gradient(net, X):
+    """Chapter 4. How much each pixel moves the centre unit of net's output.
+
+    |d unit / d pixel|, summed over the output's channels and the input's,
+    for each of the (N, C, H, W) images: (N, H, W). Puts net in eval mode.
+    """
+    if X.dim() != 4:
+        raise ValueError(f"expected (N, C, H, W) images, got {tuple(X.shape)}")
+    net.eval()  # batch normalisation must not mix the images
+    X = X.clone().requires_grad_(True)
+    out = net(X)
+    centre = out[:, :, out.shape[-2] // 2, out.shape[-1] // 2].sum()
+    (gradient,) = torch.autograd.grad(centre, X)  # images are independent
+    return gradient.abs().sum(dim=1)
+
+
+def extent(mask):
+    """Chapter 4. Height and width of the smallest box around the True
+    pixels of an (H, W) mask.
+    """
+    if mask.dim() != 2:
+        raise ValueError(f"expected an (H, W) mask, got {tuple(mask.shape)}")
+    rows, cols = torch.nonzero(mask, as_tuple=True)
+    if len(rows) == 0:
+        raise ValueError("the mask is empty: no pixel has a nonzero gradient")
+    return (
+        (rows.max() - rows.min() + 1).item(),
+        (cols.max() - cols.min() + 1).item(),
+    )
+
+
+# --8<-- [end:input-gradient]

@@ -1,0 +1,195 @@
+# %% [markdown]
+# # Chapter 4, part 2: a small CNN on shifted digits
+#
+# Three layers of learned kernels with pooling between them, trained on the
+# harder variant of the digits: each digit scaled and placed at random on a
+# noisy 24 × 24 canvas. We look at its feature maps at each depth and measure
+# how much of the canvas its deepest units see.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Rectangle
+from torch import nn
+
+from book import (
+    PROTOCOL,
+    SmallCNN,
+    count_parameters,
+    extent,
+    input_gradient,
+    load_dataset,
+    receptive_field,
+    record,
+    run_trials,
+    save_figure,
+    setup,
+)
+
+setup()
+
+# %% [markdown]
+# ## The data and the network
+
+# %%
+# --8<-- [start:data]
+data = load_dataset("shifted_digits")
+print(data.X_train.shape, data.X_test.shape)  # (N, C, H, W)
+# --8<-- [end:data]
+
+# %%
+# --8<-- [start:net]
+net = SmallCNN(image_size=24)
+print(net)
+print(count_parameters(net), "parameters")
+# --8<-- [end:net]
+
+# %% [markdown]
+# ## Train it, three times
+
+
+# %%
+# --8<-- [start:trials]
+def make_net():
+    return SmallCNN(image_size=24)
+
+
+shifted = run_trials(make_net, data)  # book.PROTOCOL: seeds, epochs, Adam
+print(f"test accuracy {shifted['mean']:.3f} ± {shifted['std']:.3f}")
+print(f"{shifted['seconds']:.1f} s of training per run")
+# --8<-- [end:trials]
+record(
+    row_cnn_shifted_mean=shifted["mean"],
+    row_cnn_shifted_std=shifted["std"],
+    row_cnn_shifted_parameters=shifted["parameters"],
+    row_cnn_shifted_seconds=shifted["seconds"],
+    worst_seed_accuracy=min(shifted["accuracies"]),
+    num_seeds=len(PROTOCOL["seeds"]),
+    num_epochs=PROTOCOL["num_epochs"],
+    num_train=len(data.X_train),
+    num_test=len(data.X_test),
+)
+
+# %%
+history = shifted["history"]
+epochs = np.arange(1, len(history["train_loss"]) + 1)
+fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.2))
+loss_ax.plot(epochs, history["train_loss"])
+loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)")
+acc_ax.plot(epochs, history["test_accuracy"])
+acc_ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
+save_figure(fig, "training")
+
+# %% [markdown]
+# ## Feature maps at each depth
+#
+# A test digit through the trained network (the last of the three runs).
+# Each block's maps are smaller than the last block's (after a 2 × 2 max pool)
+# and more numerous; we show the eight that respond most strongly.
+
+# %%
+# --8<-- [start:feature-maps]
+net = shifted["net"].eval()
+index = 2
+x = data.X_test[index : index + 1]  # (1, 1, 24, 24)
+with torch.no_grad():
+    maps = net.feature_maps(x)  # one (1, C, H, W) tensor per block
+    predicted = net(x).argmax(dim=1).item()
+for depth, Y in enumerate(maps, start=1):
+    print(f"block {depth}: {tuple(Y.shape)}")
+# --8<-- [end:feature-maps]
+record(label=data.y_test[index], predicted=predicted)
+
+# %%
+# How many units respond (are above zero after the ReLU), over the test set.
+with torch.no_grad():
+    test_maps = net.feature_maps(data.X_test)
+for depth, Y in enumerate(test_maps, start=1):
+    record(**{f"active_share_block_{depth}": (Y > 0).float().mean()})
+
+# %%
+shown = 8
+fig = plt.figure(figsize=(11, 4.2))
+grid = fig.add_gridspec(3, shown + 1, width_ratios=[2.4] + [1] * shown)
+ax = fig.add_subplot(grid[:, 0])
+ax.imshow(x[0, 0].numpy(), cmap="gray_r")
+ax.set_title(f"input, label {int(data.y_test[index])}\npredicted {predicted}")
+ax.axis("off")
+for row, Y in enumerate(maps):
+    strongest = Y[0].amax(dim=(1, 2)).argsort(descending=True)[:shown]
+    for col, channel in enumerate(strongest):
+        ax = fig.add_subplot(grid[row, col + 1])
+        ax.imshow(Y[0, channel].numpy(), cmap="magma", vmin=0)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if col == 0:
+            size = Y.shape[-1]
+            ax.set_ylabel(
+                f"block {row + 1}\n{Y.shape[1]} × {size} × {size}",
+                fontsize=9,
+            )
+save_figure(fig, "feature_maps")
+
+# %% [markdown]
+# ## What the deepest units see
+#
+# The gradient of a unit in the last block's centre with respect to each
+# pixel, over every test image: the pixels where it is ever nonzero are the
+# unit's receptive field; where it is large on average, the pixels that move
+# the unit most.
+
+# %%
+# --8<-- [start:trained-field]
+body = nn.Sequential(*net.blocks)  # the network up to its last feature maps
+gradients = input_gradient(body, data.X_test)  # (N, 24, 24)
+reached = (gradients > 0).any(dim=0)  # nonzero for at least one image
+layers = [(3, 1), (2, 2), (3, 1), (2, 2), (3, 1)]
+print("formula:", receptive_field(layers)[-1])
+print("measured:", extent(reached))
+# --8<-- [end:trained-field]
+mean_gradient = gradients.mean(dim=0)
+rows, cols = torch.nonzero(reached, as_tuple=True)
+top, left = rows.min().item(), cols.min().item()
+size = receptive_field(layers)[-1]
+box = mean_gradient[top : top + size, left : left + size]
+margin = 5  # the centre: the box without a 5-pixel border
+centre = mean_gradient[
+    top + margin : top + size - margin, left + margin : left + size - margin
+]
+record(
+    field_top=top,
+    field_left=left,
+    centre_side=size - 2 * margin,
+    trained_formula=size,
+    trained_measured_height=extent(reached)[0],
+    trained_measured_width=extent(reached)[1],
+    reached_pixels=reached.sum(),
+    centre_share=centre.sum() / box.sum(),
+    centre_area_share=centre.numel() / box.numel(),
+)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
+for ax, image, top_value, title in [
+    (axes[0], reached.float(), 1.3, "pixels that ever reach the unit"),
+    (axes[1], mean_gradient, None, "mean |gradient| over the test set"),
+]:
+    ax.imshow(image.numpy(), cmap="Blues", vmin=0, vmax=top_value)
+    ax.add_patch(
+        Rectangle(
+            (left - 0.5, top - 0.5),
+            size,
+            size,
+            fill=False,
+            edgecolor="tab:orange",
+            linewidth=2,
+            linestyle="--",
+        )
+    )
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.spines[:].set_visible(True)
+    ax.spines[:].set_color("0.7")  # the edge of the 24 × 24 canvas
+save_figure(fig, "trained_field")
