@@ -67,6 +67,8 @@ record(
     worst_seed_accuracy=min(shifted["accuracies"]),
     num_seeds=len(PROTOCOL["seeds"]),
     num_epochs=PROTOCOL["num_epochs"],
+    protocol_lr=PROTOCOL["lr"],
+    protocol_batch_size=PROTOCOL["batch_size"],
     num_train=len(data.X_train),
     num_test=len(data.X_test),
 )
