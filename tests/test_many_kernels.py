@@ -14,7 +14,11 @@ from book import (
     LearnedKernelSoftmax,
     Split,
     count_parameters,
+    draw_learned_bank,
+    feature_maps,
     load_dataset,
+    plot_sweep,
+    sweep,
 )
 
 SNIPPETS = Path(__file__).resolve().parent.parent / "snippets"
@@ -37,11 +41,6 @@ def snippet_functions(name):
 @pytest.fixture(scope="module")
 def bank():
     return snippet_functions("many_kernels")
-
-
-@pytest.fixture(scope="module", params=SWEEPS)
-def sweep_snippet(request):
-    return snippet_functions(request.param)
 
 
 def conv_parameters(C_in, C_out, k):
@@ -102,10 +101,10 @@ def test_recorded_shapes(results):
 
 @pytest.mark.parametrize("name", SWEEPS)
 def test_sweep_parameter_counts_match_the_formula(results, name):
-    sweep = results[name]
-    for N in sweep["counts"]:
-        expected = model_parameters(N, sweep["image_size"])
-        assert sweep[f"parameters_{N}"] == expected
+    run = results[name]
+    for N in run["counts"]:
+        expected = model_parameters(N, run["image_size"])
+        assert run[f"parameters_{N}"] == expected
 
 
 # --- colour: a kernel reaches through every channel --------------------------
@@ -173,8 +172,8 @@ def tiny_digits():
     )
 
 
-def test_sweep_runs_every_count_under_the_protocol(sweep_snippet, tiny_digits):
-    trials = sweep_snippet["sweep"](tiny_digits, counts=[1, 3])
+def test_sweep_runs_every_count_under_the_protocol(tiny_digits):
+    trials = sweep(tiny_digits, counts=[1, 3])
     assert list(trials) == [1, 3]
     for N, trial in trials.items():
         assert len(trial["accuracies"]) == len(PROTOCOL["seeds"])
@@ -183,45 +182,44 @@ def test_sweep_runs_every_count_under_the_protocol(sweep_snippet, tiny_digits):
 
 
 @pytest.mark.parametrize("counts", [[], [0, 1], [2, 1.5], [-4]])
-def test_sweep_rejects_bad_counts(sweep_snippet, tiny_digits, counts):
+def test_sweep_rejects_bad_counts(tiny_digits, counts):
     with pytest.raises(ValueError, match="kernel counts must be positive"):
-        sweep_snippet["sweep"](tiny_digits, counts)
+        sweep(tiny_digits, counts)
 
 
-def test_feature_maps(sweep_snippet):
+def test_feature_maps():
     net = LearnedKernelSoftmax(num_kernels=6, image_size=10)
-    maps = sweep_snippet["feature_maps"](net, torch.rand(3, 1, 10, 10))
+    maps = feature_maps(net, torch.rand(3, 1, 10, 10))
     assert maps.shape == (3, 6, 10, 10)
     assert maps.min() >= 0  # after the ReLU
     for bad in (torch.rand(10, 10), torch.rand(3, 2, 10, 10)):
         with pytest.raises(ValueError, match=r"\(N, 1, H, W\), got shape"):
-            sweep_snippet["feature_maps"](net, bad)
+            feature_maps(net, bad)
 
 
-def test_draw_learned_bank(sweep_snippet):
-    draw = sweep_snippet["draw_learned_bank"]
+def test_draw_learned_bank():
     K, maps = torch.randn(16, 1, 3, 3), torch.rand(16, 8, 8)
-    fig = draw(K, torch.rand(1, 8, 8), maps, label=3)
+    fig = draw_learned_bank(K, torch.rand(1, 8, 8), maps, label=3)
     assert len(fig.axes) == 1 + 2 * 16
     with pytest.raises(ValueError, match=r"\(16, 1, 3, 3\) and 15 maps"):
-        draw(K, torch.rand(1, 8, 8), maps[:15], label=3)
+        draw_learned_bank(K, torch.rand(1, 8, 8), maps[:15], label=3)
 
 
-def test_plot_sweep_draws_one_point_per_count(sweep_snippet, tiny_digits):
+def test_plot_sweep_draws_one_point_per_count():
     trials = {N: {"mean": 0.5, "std": 0.1, "accuracies": [0.4, 0.6]} for N in (1, 2, 4)}
-    fig = sweep_snippet["plot_sweep"](trials, {1: 0.6, 2: 0.7, 4: 0.8}, "t")
+    fig = plot_sweep(trials, {1: 0.6, 2: 0.7, 4: 0.8}, "t")
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "4"]
 
 
 # --- the claims the chapter makes --------------------------------------------
 
 
-def gain(sweep, small, large):
-    return sweep[f"mean_{large}"] - sweep[f"mean_{small}"]
+def gain(run, small, large):
+    return run[f"mean_{large}"] - run[f"mean_{small}"]
 
 
-def spread(sweep, *counts):
-    return sum(sweep[f"std_{N}"] for N in counts)
+def spread(run, *counts):
+    return sum(run[f"std_{N}"] for N in counts)
 
 
 def test_the_row_reuses_the_sweeps(results):
@@ -229,59 +227,59 @@ def test_the_row_reuses_the_sweeps(results):
         ("many_kernels_digits", "digits"),
         ("many_kernels_shifted", "shifted"),
     ]:
-        sweep = results[name]
-        N = sweep["row_many_kernels_count"]
-        assert N == 16 and N in sweep["counts"]
+        run = results[name]
+        N = run["row_many_kernels_count"]
+        assert N == 16 and N in run["counts"]
         for stat in ("mean", "std", "parameters", "seconds"):
-            assert sweep[f"row_many_kernels_{key}_{stat}"] == sweep[f"{stat}_{N}"]
-        assert sweep["num_seeds"] == len(PROTOCOL["seeds"]) >= 3
+            assert run[f"row_many_kernels_{key}_{stat}"] == run[f"{stat}_{N}"]
+        assert run["num_seeds"] == len(PROTOCOL["seeds"]) >= 3
 
 
 def test_shifted_more_kernels_help_beyond_the_seed_spread(results):
-    sweep = results["many_kernels_shifted"]
-    assert gain(sweep, 1, 16) > 2 * spread(sweep, 1, 16)
+    run = results["many_kernels_shifted"]
+    assert gain(run, 1, 16) > 2 * spread(run, 1, 16)
 
 
 def test_shifted_one_kernel_is_hardly_better_than_guessing(results):
-    sweep = results["many_kernels_shifted"]
-    assert 0 < sweep["mean_1"] - sweep["chance_accuracy"] < 0.1
+    run = results["many_kernels_shifted"]
+    assert 0 < run["mean_1"] - run["chance_accuracy"] < 0.1
 
 
 def test_shifted_climb_is_not_smooth(results):
     """Two kernels: the largest seed spread; four to eight: within the spread."""
-    sweep = results["many_kernels_shifted"]
-    stds = {N: sweep[f"std_{N}"] for N in sweep["counts"]}
+    run = results["many_kernels_shifted"]
+    stds = {N: run[f"std_{N}"] for N in run["counts"]}
     assert max(stds, key=stds.get) == 2
-    assert abs(gain(sweep, 4, 8)) < max(stds[4], stds[8])
+    assert abs(gain(run, 4, 8)) < max(stds[4], stds[8])
 
 
 def test_shifted_model_memorises_its_training_images(results):
-    sweep = results["many_kernels_shifted"]
-    assert sweep["train_accuracy_16"] > 0.99
-    assert sweep["train_accuracy_16"] - sweep["mean_16"] > 0.5
-    assert max(sweep[f"mean_{N}"] for N in sweep["counts"]) < 0.5
+    run = results["many_kernels_shifted"]
+    assert run["train_accuracy_16"] > 0.99
+    assert run["train_accuracy_16"] - run["mean_16"] > 0.5
+    assert max(run[f"mean_{N}"] for N in run["counts"]) < 0.5
 
 
 def test_digits_more_kernels_keep_helping_with_diminishing_returns(results):
-    sweep = results["many_kernels_digits"]
-    counts = sweep["counts"]
+    run = results["many_kernels_digits"]
+    counts = run["counts"]
     assert counts[-1] == 64
-    means = [sweep[f"mean_{N}"] for N in counts]
+    means = [run[f"mean_{N}"] for N in counts]
     assert means == sorted(means)
-    assert gain(sweep, 1, 16) > 2 * spread(sweep, 1, 16)
-    assert gain(sweep, 4, 64) > 2 * spread(sweep, 4, 64)
+    assert gain(run, 1, 16) > 2 * spread(run, 1, 16)
+    assert gain(run, 4, 64) > 2 * spread(run, 4, 64)
     # The second kernel is the biggest step, by more than the seed spread...
-    later = [gain(sweep, a, b) for a, b in zip(counts[1:], counts[2:])]
-    largest_std = max(sweep[f"std_{N}"] for N in counts)
-    assert gain(sweep, 1, 2) - max(later) > 2 * largest_std
+    later = [gain(run, a, b) for a, b in zip(counts[1:], counts[2:])]
+    largest_std = max(run[f"std_{N}"] for N in counts)
+    assert gain(run, 1, 2) - max(later) > 2 * largest_std
     # ...and every later doubling adds less than a percentage point.
     assert max(later) < 0.01
 
 
 def test_digits_training_accuracy_stays_close_above_the_test_accuracy(results):
-    sweep = results["many_kernels_digits"]
-    for N in sweep["counts"]:
-        assert 0 < sweep[f"train_accuracy_{N}"] - sweep[f"mean_{N}"] < 0.05
+    run = results["many_kernels_digits"]
+    for N in run["counts"]:
+        assert 0 < run[f"train_accuracy_{N}"] - run[f"mean_{N}"] < 0.05
 
 
 def test_more_kernels_help_on_both_datasets_and_digits_stay_easier(results):
