@@ -30,6 +30,9 @@ NO_ALT = "No description has been provided"
 
 # What a page shows once loaded: its images, leftover TeX, MathML, downloads.
 INSPECT = """async () => {
+  document.querySelectorAll("img[loading=lazy]").forEach((img) => {
+    img.loading = "eager";  // load the figures a reader would scroll to
+  });
   const images = await Promise.all(Array.from(document.images, async (img) => {
     let decoded = true;
     try { await img.decode(); } catch (error) { decoded = false; }
@@ -88,7 +91,8 @@ def visit(browser, base, path, device):
     response = page.goto(base + path, wait_until="load")
     page.wait_for_timeout(300)  # let the search worker fetch its index
     record["status"] = response.status
-    record.update(page.evaluate(INSPECT))
+    record.update(page.evaluate(INSPECT))  # also loads the lazy images
+    page.wait_for_load_state("networkidle")
     for request in requests:
         status = request.response().status if request.response() else 0
         if status >= 400:

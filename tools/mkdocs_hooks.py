@@ -12,6 +12,7 @@
   Markdown cells is rendered to MathML too), and each figure is the snippet's
   SVG file with the alt text the chapter gives it, not a base64 PNG.
 - Accessibility fixes Material leaves to us: the search dialog gets a name.
+- Images load lazily: a page's figures are fetched as the reader nears them.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ NOTEBOOK_INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)([^$\n]+?)(?<=\S)\$(?!\d)"
 NOTEBOOK_IMAGE = re.compile(
     r'<img alt="[^"]*" class="" src="data:image/png;base64,([A-Za-z0-9+/=\s]+)"'
 )
+LAZY_IMAGE = re.compile(r"<img (?![^>]*\bloading=)")
 SAVED_FIGURE = re.compile(r"save_figure\(\s*\w+\s*,\s*[\"']([-\w]+)[\"']")
 MARKDOWN_HEADING = re.compile(r"^#+\s+(.+)$", re.MULTILINE)
 
@@ -138,9 +140,11 @@ def _mathml(latex, display):
 
 def on_page_content(content, page, config, files):
     if page.file.src_uri.endswith(".ipynb"):
-        return _lighter_notebook(content, page, config)
-    content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
-    return INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+        content = _lighter_notebook(content, page, config)
+    else:
+        content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
+        content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+    return LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
 
 
 def _lighter_notebook(content, page, config):

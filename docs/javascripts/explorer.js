@@ -28,6 +28,7 @@
 
   /** Rows of pixel values in [0, 1] from a greyscale <img>. */
   async function readPixels(img) {
+    img.loading = "eager"; // the page lazy-loads images; these are inputs
     await img.decode();
     const bitmap = await createImageBitmap(img, { colorSpaceConversion: "none" });
     const canvas = document.createElement("canvas");
