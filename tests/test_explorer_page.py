@@ -1,13 +1,18 @@
 """The convolution explorer in Chromium: its feature maps equal the snippet's."""
 
 import importlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from tools.runner import BUILD_DIR
+from tools.site_server import ROOT, SiteServer
 
 OUT = BUILD_DIR / "explorer"
 ROUNDING = 1e-9  # both sides sum float64 products; only the order may differ
@@ -94,3 +99,49 @@ def test_keyboard_alone_changes_the_kernel(page, explorer):
     assert float(weight.input_value()) == pytest.approx(1 / 9, abs=1e-3)
     page.keyboard.press("Tab")  # on to the next control
     assert page.evaluate("document.activeElement.id").endswith("stride")
+
+
+@pytest.fixture(scope="module")
+def instant_site(tmp_path_factory, results):
+    """The site rebuilt with Material's instant navigation (pages swapped in by
+    JavaScript, scripts re-run), which the explorer must survive."""
+    site = tmp_path_factory.mktemp("instant-site")
+    server = SiteServer(site)
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    config["theme"]["features"].append("navigation.instant")
+    # Material navigates instantly only to pages on site_url's host and port.
+    config["site_url"] = server.url
+    config["theme"]["custom_dir"] = str(ROOT / config["theme"]["custom_dir"])
+    config["hooks"] = [str(ROOT / hook) for hook in config["hooks"]]
+    config["docs_dir"] = str(ROOT / config["docs_dir"])
+    config["site_dir"] = str(site)
+    config.pop("watch", None)
+    path = site.with_suffix(".yml")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--quiet", "-f", str(path)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    with server:
+        yield server
+
+
+def test_the_explorer_works_after_instant_navigation(browser, instant_site):
+    page = browser.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(instant_site.url)
+    page.evaluate("window.notReloaded = true")  # gone if a page really loads
+    for _ in range(2):  # there, away, and back again
+        page.get_by_role("link", name="Convolution explorer").first.click()
+        page.wait_for_selector(".explorer[data-ready='true']", timeout=10_000)
+        assert page.locator(".explorer__controls").count() == 1
+        page.get_by_label("Kernel", exact=True).select_option("Sobel x")
+        assert "blue up to" in page.locator(".explorer__size").inner_text()
+        page.get_by_role("link", name="Home").first.click()
+        page.wait_for_url(instant_site.url)
+    assert page.evaluate("window.notReloaded") is True, "the pages fully reloaded"
+    assert errors == []
+    page.close()
