@@ -43,7 +43,7 @@ PLACEHOLDER = re.compile(
 INLINE_MATH = re.compile(r'<span class="arithmatex">\\\((.+?)\\\)</span>', re.DOTALL)
 BLOCK_MATH = re.compile(r'<div class="arithmatex">\\\[(.+?)\\\]</div>', re.DOTALL)
 
-NOTEBOOK_STYLE = re.compile(r'<style type="text/css">(.*?)</style>\s*', re.DOTALL)
+NOTEBOOK_STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.DOTALL)
 NOTEBOOK_LOADERS = re.compile(
     r"<!-- Load mathjax -->.*?</script>\s*<!-- MathJax configuration -->\s*"
     r'<script type="text/x-mathjax-config">.*?</script>\s*'
@@ -148,7 +148,10 @@ def on_page_content(content, page, config, files):
 
 
 def _lighter_notebook(content, page, config):
-    css = "\n".join(NOTEBOOK_STYLE.findall(content))
+    # mkdocs-jupyter also appends its code CSS once more as a Python list's repr
+    # (not valid CSS): drop that copy.
+    styles = NOTEBOOK_STYLE.findall(content)
+    css = "\n".join(s for s in styles if not s.lstrip().startswith("['"))
     if css:
         digest = hashlib.sha256(css.encode()).hexdigest()[:8]
         path = f"assets/stylesheets/notebook.{digest}.css"
