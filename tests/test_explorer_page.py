@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from mkdocs.utils.yaml import yaml_load
 from PIL import Image
 
 from tools.runner import BUILD_DIR
@@ -107,7 +108,8 @@ def instant_site(tmp_path_factory, results):
     JavaScript, scripts re-run), which the explorer must survive."""
     site = tmp_path_factory.mktemp("instant-site")
     server = SiteServer(site)
-    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    with open(ROOT / "mkdocs.yml") as file:
+        config = yaml_load(file)  # as mkdocs reads it: !!python/name tags too
     config["theme"]["features"].append("navigation.instant")
     # Material navigates instantly only to pages on site_url's host and port.
     config["site_url"] = server.url
@@ -117,7 +119,7 @@ def instant_site(tmp_path_factory, results):
     config["site_dir"] = str(site)
     config.pop("watch", None)
     path = site.with_suffix(".yml")
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.dump(config, sort_keys=False))
     subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--quiet", "-f", str(path)],
         cwd=ROOT,
