@@ -114,17 +114,22 @@ def _results():
 
 
 def on_page_markdown(markdown, page, config, files):
+    return fill_placeholders(markdown, page.file.src_uri)
+
+
+def fill_placeholders(text, source):
+    """text with every {{ snippet.key:spec }} replaced; source names the page."""
     results = _results()
 
     def fill(match):
         reference = REFERENCE.fullmatch(match.group(1))
         if reference is None:
             raise PluginError(
-                f"{page.file.src_uri}: malformed placeholder {match.group(0)!r}; "
+                f"{source}: malformed placeholder {match.group(0)!r}; "
                 "write {{ snippet.key }} or {{ snippet.key:format }}"
             )
         snippet, key, spec = reference.groups()
-        where = f"{page.file.src_uri}: {{{{ {snippet}.{key} }}}}"
+        where = f"{source}: {{{{ {snippet}.{key} }}}}"
         if snippet not in results:
             raise PluginError(f"{where} names an unknown snippet {snippet!r}")
         if key not in results[snippet]:
@@ -140,7 +145,7 @@ def on_page_markdown(markdown, page, config, files):
                 f"{where}: cannot format {value!r} as {spec!r}: {error}"
             ) from None
 
-    return PLACEHOLDER.sub(fill, markdown)
+    return PLACEHOLDER.sub(fill, text)
 
 
 def _mathml(latex, display):
@@ -231,6 +236,7 @@ def _chapter_alt_texts():
     for page in sorted((ROOT / "docs").rglob("*.md")):
         text = page.read_text(encoding="utf-8")
         for alt, uri in re.findall(r"!\[([^\]]+)\]\((snippets/[^)\s]+\.svg)\)", text):
+            alt = fill_placeholders(alt, page.relative_to(ROOT).as_posix())
             alts.setdefault(uri, " ".join(alt.split()))
     return alts
 
