@@ -7,9 +7,10 @@ export NO_MKDOCS_2_WARNING := 1
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+NODE_INSTALLED := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := site
-.PHONY: site test serve snippets lint chapter clean lock
+.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse
 
 $(INSTALLED): requirements.txt
 	rm -rf $(VENV)
@@ -40,9 +41,28 @@ lint: $(INSTALLED)
 chapter: $(INSTALLED)
 	$(BIN)/python -m tools.new_chapter "$(NAME)" "$$TITLE"
 
-## Every check: lint, the built site, and the test suite.
-test: lint site
+## Every check: lint, the built site, and the test suite (with the browser tests).
+test: lint site node-checks
 	$(BIN)/python -m pytest
+
+# axe-core and Lighthouse come from the npm registry (package-lock.json). Building
+# the site needs no Node.js; where it is missing, the axe checks are skipped.
+$(NODE_INSTALLED): package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-checks:
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(NODE_INSTALLED); \
+	else \
+	  echo "Node.js and npm not found: the axe-core accessibility checks will be skipped."; \
+	fi
+
+## Lighthouse on every page (mobile, median of 3 runs): slow, so not in `make test`.
+lighthouse: site
+	@command -v npm >/dev/null 2>&1 || { echo "make lighthouse needs Node.js and npm"; exit 1; }
+	@$(MAKE) --no-print-directory $(NODE_INSTALLED)
+	$(BIN)/python -m tools.lighthouse
 
 clean:
 	rm -rf build site outputs .pytest_cache .ruff_cache

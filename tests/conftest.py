@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -25,3 +26,56 @@ def results():
         for name in runner.snippet_names()
         if (runner.BUILD_DIR / name / "results.json").exists()
     }
+
+
+# Browser tests (test_browser.py, test_explorer*.py): Debian's Chromium, driven by
+# Playwright, on the built site served from 127.0.0.1. Never `playwright install`.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+
+
+def skip_or_fail(message):
+    """Skip where a tool is missing on a contributor's machine; fail in CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (required in CI)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def site_server():
+    from tools.site_server import SITE, SiteServer
+
+    if not (SITE / "index.html").exists():
+        pytest.fail("site/ is not built: run `make site` (or `make test`) first")
+    with SiteServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        skip_or_fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's package "
+            "(`sudo apt-get install chromium`) to run the browser tests"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the page weights that test_browser.py measured, if it ran."""
+    text = getattr(config, "lk_page_weights", None)
+    if text:
+        terminalreporter.write_sep("-", "page weights (build/page-weights.md)")
+        terminalreporter.write(text)

@@ -9,10 +9,17 @@
 - `mkdocs serve` re-runs changed snippets before each rebuild.
 - Each page lists the snippets behind it (`book_sources` for the template), and a
   notebook page's edit button edits its snippet, not the generated notebook.
+- Notebook pages are made lighter: mkdocs-jupyter's inline CSS goes to one
+  shared stylesheet, its MathJax and Mermaid loaders are dropped (math in
+  Markdown cells is rendered to MathML too), and each figure is the snippet's
+  SVG file with the alt text the chapter gives it, not a base64 PNG.
+- Accessibility fixes Material leaves to us: the search dialog gets a name.
+- Images load lazily: a page's figures are fetched as the reader nears them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -24,6 +31,7 @@ from latex2mathml.converter import convert as latex_to_mathml
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
+from mkdocs.utils import get_relative_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,7 +46,28 @@ REFERENCE = re.compile(r"\s*(\w+)\.(\w+)(?::(.*?))?\s*", re.DOTALL)
 INLINE_MATH = re.compile(r'<span class="arithmatex">\\\((.+?)\\\)</span>', re.DOTALL)
 BLOCK_MATH = re.compile(r'<div class="arithmatex">\\\[(.+?)\\\]</div>', re.DOTALL)
 
+NOTEBOOK_STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.DOTALL)
+NOTEBOOK_LOADERS = re.compile(
+    r"<!-- Load mathjax -->.*?</script>\s*<!-- MathJax configuration -->\s*"
+    r'<script type="text/x-mathjax-config">.*?</script>\s*'
+    r'|<script type="module">\s*document\.addEventListener\("DOMContentLoaded", '
+    r"async \(\) => \{\s*const diagrams = .*?</script>\s*",
+    re.DOTALL,
+)
+MARKDOWN_CELL = re.compile(
+    r'(<div class="[^"]*jp-MarkdownOutput"[^>]*>)(.*?)(</div>)', re.DOTALL
+)
+NOTEBOOK_BLOCK_MATH = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+NOTEBOOK_INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)([^$\n]+?)(?<=\S)\$(?!\d)")
+NOTEBOOK_IMAGE = re.compile(
+    r'<img alt="[^"]*" class="" src="data:image/png;base64,([A-Za-z0-9+/=\s]+)"'
+)
+LAZY_IMAGE = re.compile(r"<img (?![^>]*\bloading=)")
+SAVED_FIGURE = re.compile(r"save_figure\(\s*\w+\s*,\s*[\"']([-\w]+)[\"']")
+MARKDOWN_HEADING = re.compile(r"^#+\s+(.+)$", re.MULTILINE)
+
 _command = "build"
+_notebook_css = {}  # site path -> the CSS that notebook pages link to
 
 
 def on_startup(command, dirty):
@@ -85,17 +114,22 @@ def _results():
 
 
 def on_page_markdown(markdown, page, config, files):
+    return fill_placeholders(markdown, page.file.src_uri)
+
+
+def fill_placeholders(text, source):
+    """text with every {{ snippet.key:spec }} replaced; source names the page."""
     results = _results()
 
     def fill(match):
         reference = REFERENCE.fullmatch(match.group(1))
         if reference is None:
             raise PluginError(
-                f"{page.file.src_uri}: malformed placeholder {match.group(0)!r}; "
+                f"{source}: malformed placeholder {match.group(0)!r}; "
                 "write {{ snippet.key }} or {{ snippet.key:format }}"
             )
         snippet, key, spec = reference.groups()
-        where = f"{page.file.src_uri}: {{{{ {snippet}.{key} }}}}"
+        where = f"{source}: {{{{ {snippet}.{key} }}}}"
         if snippet not in results:
             raise PluginError(f"{where} names an unknown snippet {snippet!r}")
         if key not in results[snippet]:
@@ -111,7 +145,7 @@ def on_page_markdown(markdown, page, config, files):
                 f"{where}: cannot format {value!r} as {spec!r}: {error}"
             ) from None
 
-    return PLACEHOLDER.sub(fill, markdown)
+    return PLACEHOLDER.sub(fill, text)
 
 
 def _mathml(latex, display):
@@ -119,8 +153,110 @@ def _mathml(latex, display):
 
 
 def on_page_content(content, page, config, files):
-    content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
-    return INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+    if page.file.src_uri.endswith(".ipynb"):
+        content = _lighter_notebook(content, page, config)
+    else:
+        content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
+        content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+    return LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
+
+
+def _lighter_notebook(content, page, config):
+    # mkdocs-jupyter also appends its code CSS once more as a Python list's repr
+    # (not valid CSS): drop that copy.
+    styles = NOTEBOOK_STYLE.findall(content)
+    css = "\n".join(s for s in styles if not s.lstrip().startswith("['"))
+    if css:
+        digest = hashlib.sha256(css.encode()).hexdigest()[:8]
+        path = f"assets/stylesheets/notebook.{digest}.css"
+        _notebook_css[path] = css
+        page.meta["notebook_css"] = path  # overrides/main.html links it
+        content = NOTEBOOK_STYLE.sub("", content)
+    if 'class="jp-Mermaid' not in content:
+        content = NOTEBOOK_LOADERS.sub("", content)
+    # Code cells scroll sideways at phone width: keyboard users need to reach them.
+    content = content.replace(
+        '<div class="highlight-ipynb ', '<div tabindex="0" class="highlight-ipynb '
+    )
+    content = MARKDOWN_CELL.sub(
+        lambda m: m.group(1) + _notebook_math(m.group(2)) + m.group(3), content
+    )
+    figures = _notebook_figures(Path(page.file.abs_src_path))
+
+    def figure_file(match):
+        figure = figures.get(re.sub(r"\s", "", match.group(1)))
+        if figure is None:
+            return match.group(0)
+        uri, alt = figure
+        src = get_relative_url(uri, page.file.url)
+        return f'<img alt="{html.escape(alt)}" class="" src="{src}"'
+
+    return NOTEBOOK_IMAGE.sub(figure_file, content)
+
+
+def _notebook_math(text):
+    text = NOTEBOOK_BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), text)
+    return NOTEBOOK_INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), text)
+
+
+def _notebook_figures(notebook_path):
+    """PNG output (base64) -> (site path of the same figure's SVG, alt text).
+
+    A code cell that saves one figure and shows one image shows that figure.
+    Its alt text is the one a chapter gives the SVG; else the notebook section.
+    """
+    import nbformat
+
+    name = notebook_path.stem
+    notebook = nbformat.read(notebook_path, as_version=4)
+    alts = _chapter_alt_texts()
+    figures, section = {}, name.replace("_", " ")
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            headings = MARKDOWN_HEADING.findall(cell.source)
+            section = headings[-1].strip() if headings else section
+            continue
+        saved = SAVED_FIGURE.findall(cell.source)
+        images = [
+            output["data"]["image/png"]
+            for output in cell.get("outputs", [])
+            if "image/png" in output.get("data", {})
+        ]
+        svg = notebook_path.parent / f"{saved[0]}.svg" if saved else None
+        if len(saved) == 1 and len(images) == 1 and svg.exists():
+            uri = f"snippets/{name}/{svg.name}"
+            alt = alts.get(uri) or f"Figure {saved[0]} of this notebook: {section}"
+            figures[re.sub(r"\s", "", images[0])] = (uri, alt)
+    return figures
+
+
+def _chapter_alt_texts():
+    """Figure path -> the alt text a chapter page gives it."""
+    alts = {}
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        for alt, uri in re.findall(r"!\[([^\]]+)\]\((snippets/[^)\s]+\.svg)\)", text):
+            alt = fill_placeholders(alt, page.relative_to(ROOT).as_posix())
+            alts.setdefault(uri, " ".join(alt.split()))
+    return alts
+
+
+SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog">'
+
+
+def on_post_page(output, page, config):
+    return output.replace(SEARCH_DIALOG, SEARCH_DIALOG[:-1] + ' aria-label="Search">')
+
+
+def on_post_template(output, template_name, config):
+    return on_post_page(output, None, config)  # 404.html
+
+
+def on_post_build(config):
+    for path, css in _notebook_css.items():
+        target = Path(config.site_dir) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(css, encoding="utf-8")
 
 
 def source_url(config, path, action="blob"):

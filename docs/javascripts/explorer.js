@@ -1,0 +1,288 @@
+/* The convolution explorer: slide a 3 × 3 kernel over an image, in the page.
+ *
+ * Plain JavaScript, no library. The page (docs/explorer.md) holds the input
+ * images as <img class="explorer__source">; this script builds the controls
+ * around them. It computes exactly what snippets/explorer.py's feature_map
+ * computes (the tests compare the two), and exposes the result as
+ * element.explorer.output for them.
+ *
+ * Material's instant navigation re-runs this script on each visit to the
+ * page, so it sets itself up once and then follows document$. It adds its
+ * own stylesheet (docs/stylesheets/explorer.css) to the page.
+ */
+(function () {
+  "use strict";
+
+  // The same kernels as PRESETS in snippets/explorer.py (a test checks).
+  const PRESETS = {
+    identity: [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
+    "box blur": [[1 / 9, 1 / 9, 1 / 9], [1 / 9, 1 / 9, 1 / 9], [1 / 9, 1 / 9, 1 / 9]],
+    sharpen: [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
+    "Sobel x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "Sobel y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    Laplacian: [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+  };
+  const STRIDES = [1, 2, 3];
+  const PADDINGS = [0, 1, 2];
+  const DISPLAY = 256; // CSS pixels across for the input image
+
+  /** Rows of pixel values in [0, 1] from a greyscale <img>. */
+  async function readPixels(img) {
+    img.loading = "eager"; // the page lazy-loads images; these are inputs
+    await img.decode();
+    const bitmap = await createImageBitmap(img, { colorSpaceConversion: "none" });
+    const canvas = document.createElement("canvas");
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(bitmap, 0, 0);
+    const rgba = context.getImageData(0, 0, bitmap.width, bitmap.height).data;
+    const rows = [];
+    for (let i = 0; i < bitmap.height; i++) {
+      const row = new Float64Array(bitmap.width);
+      for (let j = 0; j < bitmap.width; j++) {
+        row[j] = rgba[4 * (i * bitmap.width + j)] / 255;
+      }
+      rows.push(row);
+    }
+    return rows;
+  }
+
+  function outputSize(size, kernelSize, stride, padding) {
+    return Math.floor((size + 2 * padding - kernelSize) / stride) + 1;
+  }
+
+  /** Y[i][j] = sum over u, v of K[u][v] X[i s + u - p][j s + v - p]. */
+  function featureMap(X, K, stride, padding) {
+    const k = K.length;
+    const height = outputSize(X.length, k, stride, padding);
+    const width = outputSize(X[0].length, k, stride, padding);
+    const Y = [];
+    for (let i = 0; i < height; i++) {
+      const row = new Float64Array(Math.max(width, 0));
+      for (let j = 0; j < width; j++) {
+        let sum = 0;
+        for (let u = 0; u < k; u++) {
+          const r = i * stride + u - padding;
+          if (r < 0 || r >= X.length) continue; // zero padding
+          for (let v = 0; v < k; v++) {
+            const c = j * stride + v - padding;
+            if (c >= 0 && c < X[r].length) sum += K[u][v] * X[r][c];
+          }
+        }
+        row[j] = sum;
+      }
+      Y.push(row);
+    }
+    return Y;
+  }
+
+  /** Grey from 0 to the maximum, or red (negative), white (0), blue. */
+  function draw(canvas, Y, scale, range = null) {
+    const height = Y.length;
+    const width = height ? Y[0].length : 0;
+    canvas.width = Math.max(width, 1);
+    canvas.height = Math.max(height, 1);
+    canvas.style.width = `${Math.max(width, 1) * scale}px`;
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(canvas.width, canvas.height);
+    let low = Infinity;
+    let high = 0;
+    for (const row of Y) {
+      for (const value of row) {
+        low = Math.min(low, value);
+        high = Math.max(high, Math.abs(value));
+      }
+    }
+    if (range !== null) high = range;
+    const diverging = low < 0;
+    for (let i = 0; i < height; i++) {
+      for (let j = 0; j < width; j++) {
+        const t = high > 0 ? Y[i][j] / high : 0; // in [-1, 1]
+        let rgb;
+        if (!diverging) {
+          rgb = [255 * t, 255 * t, 255 * t];
+        } else if (t >= 0) {
+          rgb = [255 - 222 * t, 255 - 153 * t, 255 - 83 * t]; // to #2166ac
+        } else {
+          rgb = [255 + 77 * t, 255 + 255 * t, 255 + 223 * t]; // to #b2001f
+        }
+        image.data.set([...rgb.map(Math.round), 255], 4 * (i * width + j));
+      }
+    }
+    context.putImageData(image, 0, 0);
+    return { diverging, high };
+  }
+
+  function element(tag, attributes = {}, children = []) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes)) {
+      if (name === "text") el.textContent = value;
+      else el.setAttribute(name, value);
+    }
+    el.append(...children);
+    return el;
+  }
+
+  function format(value) {
+    return Number.isInteger(value) ? String(value) : String(+value.toFixed(3));
+  }
+
+  function select(id, label, values, describe) {
+    const menu = element(
+      "select",
+      { id },
+      values.map((value) => element("option", { value, text: describe(value) })),
+    );
+    return [element("label", { for: id, text: label }), menu];
+  }
+
+  async function setUp(root) {
+    root.dataset.ready = "loading";
+    const sources = Array.from(root.querySelectorAll("img.explorer__source"));
+    const images = {};
+    for (const img of sources) images[img.dataset.name] = await readPixels(img);
+    const uid = `explorer-${document.querySelectorAll("[data-ready]").length}`;
+
+    const imageMenu = select(`${uid}-image`, "Image", Object.keys(images), (n) => n);
+    const presetMenu = select(
+      `${uid}-preset`,
+      "Kernel",
+      [...Object.keys(PRESETS), "custom"],
+      (n) => n,
+    );
+    const strideMenu = select(`${uid}-stride`, "Stride", STRIDES, String);
+    const paddingMenu = select(`${uid}-padding`, "Padding", PADDINGS, String);
+    const weights = [];
+    const grid = element("div", {
+      class: "explorer__weights",
+      role: "group",
+      "aria-labelledby": `${uid}-weights`,
+    });
+    for (let u = 0; u < 3; u++) {
+      for (let v = 0; v < 3; v++) {
+        const input = element("input", {
+          type: "number",
+          step: "any",
+          inputmode: "decimal",
+          "aria-label": `Weight, row ${u + 1}, column ${v + 1}`,
+        });
+        weights.push(input);
+        grid.append(input);
+      }
+    }
+    const inputCanvas = element("canvas", { role: "img" });
+    const outputCanvas = element("canvas", { role: "img" });
+    const inputCaption = element("figcaption");
+    const outputCaption = element("figcaption");
+    const summary = element("p", { class: "explorer__size", "aria-live": "polite" });
+    const controls = element("div", { class: "explorer__controls" }, [
+      element("div", { class: "explorer__field" }, imageMenu),
+      element("div", { class: "explorer__field" }, presetMenu),
+      element("div", { class: "explorer__field" }, strideMenu),
+      element("div", { class: "explorer__field" }, paddingMenu),
+      element("div", { class: "explorer__field" }, [
+        element("span", { id: `${uid}-weights`, text: "Weights (3 × 3)" }),
+        grid,
+      ]),
+    ]);
+    const views = element("div", { class: "explorer__views" }, [
+      element("figure", {}, [inputCanvas, inputCaption]),
+      element("figure", {}, [outputCanvas, outputCaption]),
+    ]);
+    root.append(controls, views, summary);
+
+    const state = {
+      image: Object.keys(images)[0],
+      kernel: PRESETS.identity.map((row) => row.slice()),
+      stride: 1,
+      padding: 0,
+    };
+    const api = { presets: PRESETS, state, output: null, featureMap, outputSize };
+    root.explorer = api;
+
+    function showKernel() {
+      weights.forEach((input, n) => {
+        input.value = format(state.kernel[Math.floor(n / 3)][n % 3]);
+      });
+    }
+
+    function update() {
+      const X = images[state.image];
+      const scale = Math.max(1, Math.floor(DISPLAY / X[0].length));
+      draw(inputCanvas, X, scale, 1);
+      const [height, width] = [X.length, X[0].length];
+      const outH = outputSize(height, 3, state.stride, state.padding);
+      const outW = outputSize(width, 3, state.stride, state.padding);
+      const Y = featureMap(X, state.kernel, state.stride, state.padding);
+      const { diverging, high } = draw(outputCanvas, Y, scale);
+      api.output = { height: outH, width: outW, values: Y.map((r) => Array.from(r)) };
+      inputCaption.textContent = `Input: ${height} × ${width} pixels`;
+      inputCanvas.setAttribute("aria-label", `The ${state.image}, ${height} by ${width} pixels`);
+      outputCaption.textContent = `Feature map: ${outH} × ${outW}`;
+      outputCanvas.setAttribute(
+        "aria-label",
+        `Feature map of the ${state.image}, ${outH} by ${outW} values`,
+      );
+      const colours = diverging
+        ? `blue up to +${format(high)}, white 0, red down to −${format(high)}`
+        : `black 0, white ${format(high)}`;
+      summary.textContent =
+        `Output size: ⌊(${height} + 2 × ${state.padding} − 3) / ${state.stride}⌋ + 1` +
+        ` = ${outH} rows, and ${outW} columns. Colours: ${colours}.`;
+    }
+
+    imageMenu[1].addEventListener("change", (event) => {
+      state.image = event.target.value;
+      update();
+    });
+    presetMenu[1].addEventListener("change", (event) => {
+      if (event.target.value === "custom") return;
+      state.kernel = PRESETS[event.target.value].map((row) => row.slice());
+      showKernel();
+      update();
+    });
+    strideMenu[1].addEventListener("change", (event) => {
+      state.stride = Number(event.target.value);
+      update();
+    });
+    paddingMenu[1].addEventListener("change", (event) => {
+      state.padding = Number(event.target.value);
+      update();
+    });
+    weights.forEach((input, n) => {
+      input.addEventListener("input", () => {
+        const value = Number(input.value);
+        if (input.value.trim() === "" || !Number.isFinite(value)) return;
+        state.kernel[Math.floor(n / 3)][n % 3] = value;
+        presetMenu[1].value = "custom";
+        update();
+      });
+    });
+    showKernel();
+    update();
+    root.dataset.ready = "true";
+  }
+
+  function setUpAll() {
+    for (const root of document.querySelectorAll(".explorer:not([data-ready])")) {
+      setUp(root).catch((error) => {
+        root.dataset.ready = "failed";
+        console.error("convolution explorer:", error);
+      });
+    }
+  }
+
+  if (window.__explorerLoaded) return; // re-run by instant navigation
+  window.__explorerLoaded = true;
+  // Its stylesheet, next to this script's folder: loaded only where it is used.
+  const css = new URL("../stylesheets/explorer.css", document.currentScript.src);
+  document.head.append(element("link", { rel: "stylesheet", href: css.href }));
+  if (typeof document$ !== "undefined") {
+    document$.subscribe(setUpAll); // Material: on every page, instant or not
+  } else if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", setUpAll);
+  } else {
+    setUpAll();
+  }
+})();

@@ -1,0 +1,272 @@
+"""The built site as readers meet it: every page in headless Chromium.
+
+Each page is visited once at desktop width and once at phone width (375 px);
+the tests below check what those visits recorded. Screenshots go to
+build/screenshots/, page weights to build/page-weights.md.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import nbformat
+import pytest
+
+from tools.site_server import SITE, site_pages
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "build" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+PAGES = site_pages() if (SITE / "index.html").exists() else []
+CHAPTER = re.compile(r"^\d\d-[-a-z0-9]+/$")
+MAX_CHAPTER_BYTES = 1_500_000
+DEVICES = {
+    "desktop": {"width": 1280, "height": 900},
+    "phone": {"width": 375, "height": 800},
+}
+NO_ALT = "No description has been provided"
+
+# What a page shows once loaded: its images, leftover TeX, MathML, downloads.
+INSPECT = """async () => {
+  document.querySelectorAll("img[loading=lazy]").forEach((img) => {
+    img.loading = "eager";  // load the figures a reader would scroll to
+  });
+  const images = await Promise.all(Array.from(document.images, async (img) => {
+    let decoded = true;
+    try { await img.decode(); } catch (error) { decoded = false; }
+    return {src: img.currentSrc, alt: img.alt, decoded,
+            width: img.naturalWidth};
+  }));
+  const article = document.querySelector("article");
+  let prose = "";
+  if (article) {
+    const copy = article.cloneNode(true);
+    copy.querySelectorAll("pre, code, script, style, .jp-InputArea")
+      .forEach((el) => el.remove());
+    prose = copy.textContent;
+  }
+  const math = Array.from(document.querySelectorAll("article math"),
+    (el) => el.getBoundingClientRect().width);
+  const downloads = Array.from(document.querySelectorAll("a[download]"),
+    (a) => a.getAttribute("href"));
+  return {images, prose, math, downloads,
+          title: document.title,
+          scrollWidth: document.documentElement.scrollWidth};
+}"""
+RAW_TEX = re.compile(r"\$\$|\\\(|\\\[|\\(frac|sum|mathbf|times|cdot)\b|\$[^$\s]+\$")
+
+
+def screenshot_name(path):
+    return path.strip("/").replace("/", "_").removesuffix(".html") or "index"
+
+
+def visit(browser, base, path, device):
+    """Load one page in a fresh context; record what a reader would notice."""
+    context = browser.new_context(viewport=DEVICES[device], color_scheme="light")
+    page = context.new_page()
+    record = {"console": [], "failed": [], "external": []}
+    requests = []
+
+    def route(route):
+        host = urlsplit(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host == "127.0.0.1":
+            route.continue_()
+        else:
+            record["external"].append(route.request.url)
+            route.abort()
+
+    context.route("**/*", route)
+    page.on(
+        "console",
+        lambda m: record["console"].append(m.text) if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda error: record["console"].append(str(error)))
+    page.on(
+        "requestfailed",
+        lambda r: record["failed"].append(f"{r.url}: {r.failure}"),
+    )
+    page.on("requestfinished", lambda request: requests.append(request))
+    response = page.goto(base + path, wait_until="load")
+    page.wait_for_timeout(300)  # let the search worker fetch its index
+    record["status"] = response.status
+    record.update(page.evaluate(INSPECT))  # also loads the lazy images
+    page.wait_for_load_state("networkidle")
+    for request in requests:
+        status = request.response().status if request.response() else 0
+        if status >= 400:
+            record["failed"].append(f"{request.url}: HTTP {status}")
+    sizes = [request.sizes() for request in requests]
+    record["transferred"] = sum(
+        s["responseBodySize"] + s["responseHeadersSize"] for s in sizes
+    )
+    record["num_requests"] = len(sizes)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(
+        path=SCREENSHOTS / f"{screenshot_name(path)}-{device}.png", full_page=True
+    )
+    if device == "desktop" and AXE.exists():
+        record["axe"] = run_axe(page)
+        page.emulate_media(color_scheme="dark")  # Material follows the system
+        page.reload(wait_until="load")
+        record["axe"] += run_axe(page, "dark: ")
+    context.close()
+    return record
+
+
+def run_axe(page, prefix=""):
+    """axe-core's violations on the page, injected from node_modules (no CDN)."""
+    page.add_script_tag(path=str(AXE))
+    violations = page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ["violations"]}))
+             .violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+               nodes: v.nodes.map((n) => n.target.join(" "))}))"""
+    )
+    for violation in violations:
+        violation["id"] = prefix + violation["id"]
+    return violations
+
+
+@pytest.fixture(scope="session")
+def visits(browser, site_server, request):
+    """(path, device) -> what the visit recorded; each visit happens once."""
+    cache = {}
+
+    def get(path, device="desktop"):
+        if (path, device) not in cache:
+            cache[path, device] = visit(browser, site_server.url, path, device)
+        return cache[path, device]
+
+    yield get
+    desktop = {
+        path: r for (path, device), r in sorted(cache.items()) if device == "desktop"
+    }
+    if desktop:
+        report_page_weights(desktop, request.config)
+
+
+def report_page_weights(records, config):
+    """A table of what each page transfers (gzip, as a static host serves it)."""
+    lines = ["| page | transferred (kB) | requests |", "| --- | ---: | ---: |"]
+    for path, record in records.items():
+        size, count = record["transferred"], record["num_requests"]
+        lines.append(f"| /{path} | {size / 1000:,.0f} | {count} |")
+    text = "\n".join(lines) + "\n"
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "page-weights.md").write_text(text)
+    config.lk_page_weights = text  # conftest prints it after the test summary
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_cleanly_from_the_site_alone(visits, path):
+    record = visits(path)
+    assert record["status"] == 200, path
+    assert record["console"] == [], f"{path}: console errors {record['console']}"
+    assert record["failed"] == [], f"{path}: failed requests {record['failed']}"
+    assert record["external"] == [], (
+        f"{path}: requests off the site {record['external']}"
+    )
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_image_decodes_and_has_meaningful_alt_text(visits, path):
+    for image in visits(path)["images"]:
+        assert image["decoded"] and image["width"] > 0, f"{path}: {image['src']}"
+        alt = image["alt"]
+        assert len(alt.split()) >= 5 and NO_ALT not in alt, (
+            f"{path}: {image['src']} has alt text {alt!r}"
+        )
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_math_is_typeset_not_raw_tex(visits, path):
+    record = visits(path)
+    leftover = [m.group(0) for m in RAW_TEX.finditer(record["prose"])]
+    assert not leftover, f"{path} shows raw TeX: {leftover[:5]}"
+    assert all(width > 0 for width in record["math"]), f"{path}: empty <math>"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_horizontal_scroll_on_a_phone(visits, path):
+    record = visits(path, "phone")
+    assert record["scrollWidth"] <= DEVICES["phone"]["width"], (
+        f"{path} is {record['scrollWidth']} px wide at 375 px"
+    )
+    assert record["console"] == [] and record["failed"] == [], path
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_serious_accessibility_violations(visits, path):
+    if not AXE.exists():
+        message = "axe-core not installed: install Node.js and npm, then `npm ci`"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (required in CI)")
+        pytest.skip(message)
+    serious = [v for v in visits(path)["axe"] if v["impact"] in {"serious", "critical"}]
+    assert serious == [], f"{path}: {json.dumps(serious, indent=1)}"
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if CHAPTER.match(p)])
+def test_chapter_pages_weigh_under_1_5_mb(visits, path):
+    transferred = visits(path)["transferred"]
+    assert transferred < MAX_CHAPTER_BYTES, f"{path}: {transferred:,} bytes"
+
+
+def test_every_page_has_a_screenshot_for_reviewers(visits):
+    for path in PAGES:
+        for device in DEVICES:
+            visits(path, device)
+            assert (SCREENSHOTS / f"{screenshot_name(path)}-{device}.png").exists()
+
+
+@pytest.mark.parametrize("path", [p for p in PAGES if p.startswith("snippets/")])
+def test_notebook_download_is_a_valid_notebook(browser, site_server, visits, path):
+    (href,) = visits(path)["downloads"]
+    assert href.endswith(".ipynb"), href
+    page = browser.new_page()
+    page.goto(site_server.url + path)
+    with page.expect_download() as info:
+        page.click("a[download]")
+    notebook = nbformat.read(info.value.path(), as_version=4)
+    nbformat.validate(notebook)
+    assert info.value.suggested_filename == href
+    assert any(cell.get("outputs") for cell in notebook.cells), href
+    page.close()
+
+
+@pytest.mark.parametrize("term", ["conv2d", "Sobel"])
+def test_search_finds_a_term_and_opens_a_page_that_has_it(browser, site_server, term):
+    page = browser.new_page()
+    page.goto(site_server.url)
+    page.keyboard.press("/")  # Material's shortcut: focus the search box
+    page.keyboard.type(term)
+    first = page.locator(".md-search-result__item a").first
+    first.wait_for(timeout=10_000)
+    first.click()
+    page.wait_for_load_state("load")
+    assert "/404" not in page.url
+    text = page.locator("article").inner_text()
+    assert term.lower() in text.lower(), f"{page.url} does not mention {term}"
+    page.close()
+
+
+def test_dark_mode_toggle_switches_and_persists(browser, site_server):
+    context = browser.new_context(color_scheme="light")
+    page = context.new_page()
+    page.goto(site_server.url)
+
+    def scheme():
+        return page.locator("body").get_attribute("data-md-color-scheme")
+
+    assert scheme() == "default"
+    page.locator('label[title="Switch to dark mode"]').click()
+    assert scheme() == "slate"
+    page.reload()
+    assert scheme() == "slate", "the choice does not survive a reload"
+    chapter = next(p for p in PAGES if CHAPTER.match(p))
+    page.goto(site_server.url + chapter)
+    assert scheme() == "slate", "the choice does not carry to another page"
+    page.locator('label[title="Switch to light mode"]').click()
+    assert scheme() == "default"
+    context.close()

@@ -1,0 +1,139 @@
+"""The convolution explorer's Python side: feature_map, presets, images."""
+
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from book import SOBEL_X, SOBEL_Y
+from tools.runner import BUILD_DIR
+
+
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory):
+    """The snippet as a module; importing it runs its cells, so into a tmp dir."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LK_OUTPUT_DIR", str(tmp_path_factory.mktemp("explorer")))
+        return importlib.import_module("explorer")
+
+
+def reference_feature_map(X, K, stride, padding):
+    """The definition, one output at a time, with explicit zero padding."""
+    X = np.pad(np.asarray(X, dtype=np.float64), padding)
+    K = np.asarray(K, dtype=np.float64)
+    k = K.shape[0]
+    rows = range(0, X.shape[0] - k + 1, stride)
+    cols = range(0, X.shape[1] - k + 1, stride)
+    return np.array([[np.sum(K * X[i : i + k, j : j + k]) for j in cols] for i in rows])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    height=st.integers(3, 12),
+    width=st.integers(3, 12),
+    stride=st.integers(1, 3),
+    padding=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_feature_map_matches_the_definition(
+    explorer, height, width, stride, padding, seed
+):
+    rng = np.random.default_rng(seed)
+    X, K = rng.random((height, width)), rng.normal(size=(3, 3))
+    Y = explorer.feature_map(X, K, stride, padding).numpy()
+    expected = reference_feature_map(X, K, stride, padding)
+    np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-12)
+    assert Y.shape == (
+        explorer.output_size(height, 3, stride, padding),
+        explorer.output_size(width, 3, stride, padding),
+    )
+
+
+def test_the_page_claims_about_output_size(explorer):
+    # "Padding 1 at stride 1 keeps the input's size"; "without padding each
+    # side loses one"; "stride 2: about half as many rows".
+    for size in (8, 128):
+        assert explorer.output_size(size, 3, stride=1, padding=1) == size
+        assert explorer.output_size(size, 3, stride=1, padding=0) == size - 2
+        assert abs(explorer.output_size(size, 3, stride=2) - size / 2) <= 1
+
+
+def test_presets_are_the_book_kernels(explorer):
+    presets = {name: torch.tensor(K) for name, K in explorer.PRESETS.items()}
+    assert list(presets) == [
+        "identity",
+        "box blur",
+        "sharpen",
+        "Sobel x",
+        "Sobel y",
+        "Laplacian",
+    ]
+    assert torch.equal(presets["Sobel x"], SOBEL_X)
+    assert torch.equal(presets["Sobel y"], SOBEL_Y)
+    assert presets["box blur"].sum().item() == pytest.approx(1)
+    for name in ("sharpen", "Laplacian"):  # flat regions: 1 and 0
+        assert presets[name].sum().item() == (1 if name == "sharpen" else 0)
+
+
+def test_sobel_x_finds_vertical_edges_and_sobel_y_horizontal_ones(explorer):
+    vertical = np.zeros((9, 9))
+    vertical[:, 5:] = 1  # dark left half, bright right half
+    horizontal = vertical.T
+    sobel_x, sobel_y = explorer.PRESETS["Sobel x"], explorer.PRESETS["Sobel y"]
+    assert explorer.feature_map(vertical, sobel_x).abs().max() == 4
+    assert explorer.feature_map(vertical, sobel_y).abs().max() == 0
+    assert explorer.feature_map(horizontal, sobel_y).abs().max() == 4
+    assert explorer.feature_map(horizontal, sobel_x).abs().max() == 0
+
+
+def test_identity_copies_and_box_blur_averages(explorer):
+    X = np.random.default_rng(0).random((6, 7))
+    identity = explorer.feature_map(X, explorer.PRESETS["identity"], padding=1)
+    np.testing.assert_array_equal(identity.numpy(), X)
+    blur = explorer.feature_map(X, explorer.PRESETS["box blur"]).numpy()
+    assert blur[0, 0] == pytest.approx(X[:3, :3].mean())
+
+
+@pytest.mark.parametrize(
+    "X, K, stride, padding, message",
+    [
+        (np.zeros((4, 4, 1)), np.zeros((3, 3)), 1, 0, r"shapes \(4, 4, 1\) and"),
+        (np.zeros((4, 4)), np.zeros((3, 2)), 1, 0, r"square .* \(3, 2\)"),
+        (np.zeros((4, 4)), np.zeros((3, 3)), 0, 0, "stride 0"),
+        (np.zeros((4, 4)), np.zeros((3, 3)), 1, -1, "padding -1"),
+        (np.zeros((2, 5)), np.zeros((3, 3)), 1, 0, "does not fit in a 2 × 5"),
+    ],
+)
+def test_bad_input_is_a_value_error_that_names_it(
+    explorer, X, K, stride, padding, message
+):
+    with pytest.raises(ValueError, match=message):
+        explorer.feature_map(X, K, stride, padding)
+
+
+def test_exported_images_and_reference_maps(explorer, results):
+    out = BUILD_DIR / "explorer"
+    recorded = results["explorer"]
+    images = explorer.explorer_images()
+    for name, pixels in images.items():
+        saved = np.asarray(Image.open(out / f"{name}.png"))
+        np.testing.assert_array_equal(saved, pixels)
+    assert images["photo"].shape == (recorded["photo_size"],) * 2
+    assert images["digit"].shape == (recorded["digit_size"],) * 2
+    references = np.load(out / "reference_maps.npz")
+    assert len(references.files) == 2 * recorded["num_presets"]
+    photo = references["photo/identity"]
+    assert photo.shape == (recorded["photo_output_size"],) * 2
+    np.testing.assert_array_equal(photo, images["photo"][1:-1, 1:-1] / 255)
+
+
+def test_the_digit_is_a_three(explorer):
+    # The page's alt text says so.
+    index = inspect.signature(explorer.explorer_images).parameters["digit_index"]
+    assert load_digits().target[index.default] == 3
