@@ -76,8 +76,8 @@ def summary(net, input_shape):
 lenet = summary(LeNet5(image_size=32), (1, 32, 32))
 blocks = by_block(lenet["rows"])  # rows added up by layer: "c1", "s2", ...
 for name, block in blocks.items():
-    print(f"{name:7} {block['parameters']:7,} parameters "
-          f"{block['connections']:9,} connections")  # fmt: skip
+    parameters, links = block["parameters"], block["connections"]
+    print(f"{name:7} {parameters:7,} parameters {links:9,} connections")
 print(f"total   {lenet['parameters']:7,} trainable parameters")
 # --8<-- [end:lenet-count]
 for name, block in blocks.items():
@@ -132,7 +132,11 @@ for index, (row, row_224) in enumerate(
         }
     )
 fc_share = sum(r.parameters for r in alex["rows"] if r.kind == "Linear")
-record(alexnet_fc_parameter_share=fc_share / alex["parameters"])
+conv_share = sum(r.multiply_adds for r in alex["rows"] if r.kind == "Conv2d")
+record(
+    alexnet_fc_parameter_share=fc_share / alex["parameters"],
+    alexnet_conv_multiply_add_share=conv_share / alex["multiply_adds"],
+)
 
 # %% [markdown]
 # ## VGG: six configurations
@@ -175,8 +179,9 @@ record(
 # --8<-- [start:three-by-three]
 C = 256  # channels in and out
 three_small = [(3, 1)] * 3
-print("receptive field:", receptive_field(three_small)[-1], "and",
-      receptive_field([(7, 1)])[-1])  # fmt: skip
+one_large = [(7, 1)]
+fields = receptive_field(three_small)[-1], receptive_field(one_large)[-1]
+print("receptive fields:", fields)
 print("weights:", 3 * 3 * 3 * C * C, "against", 7 * 7 * C * C)
 # --8<-- [end:three-by-three]
 record(
@@ -223,6 +228,8 @@ RESNETS = {  # name: (block, blocks per stage)
     "ResNet-18": (BasicBlock, (2, 2, 2, 2)),
     "ResNet-34": (BasicBlock, (3, 4, 6, 3)),
     "ResNet-50": (Bottleneck, (3, 4, 6, 3)),
+    "ResNet-101": (Bottleneck, (3, 4, 23, 3)),
+    "ResNet-152": (Bottleneck, (3, 8, 36, 3)),
 }
 with torch.device("meta"):
     resnets = {
@@ -237,9 +244,10 @@ with torch.device("meta"):
         (3, 224, 224),
     )
 for name, counted in resnets.items():
-    print(f"{name:21} {counted['multiply_adds'] / 1e9:5.2f} billion "
-          f"multiply-adds, {counted['parameters'] / 1e6:5.1f} million "
-          f"parameters")  # fmt: skip
+    billions = counted["multiply_adds"] / 1e9
+    millions = counted["parameters"] / 1e6
+    costs = f"{billions:5.2f} billion multiply-adds, {millions:5.1f} million"
+    print(f"{name:21} {costs} parameters")
 # --8<-- [end:resnet-count]
 r18, r34, r50 = (resnets[f"ResNet-{n}"] for n in (18, 34, 50))
 record(
@@ -268,6 +276,8 @@ for key, counted in [
     ("resnet50", r50),
 ]:
     record(**{f"{key}_weight_layers": weight_layers(counted)})
+conv_parameters = sum(r.parameters for r in r18["rows"] if r.kind == "Conv2d")
+record(resnet18_conv_parameter_share=conv_parameters / r18["parameters"])
 for name, counted in resnets.items():
     key = name.lower().replace("-", "").replace(" (option a)", "_option_a")
     record(

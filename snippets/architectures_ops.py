@@ -50,17 +50,14 @@ def layer_costs(net, input_shape):
 
     def hook(module, inputs, output, name):
         units = output[0].numel()  # output: (1, ...) for one image
+        own = module.parameters(recurse=False)  # not its sub-modules'
         rows.append(
             LayerCost(
                 name=name,
                 kind=type(module).__name__,
                 output_shape=tuple(output.shape[1:]),
                 units=units,
-                parameters=sum(
-                    p.numel()
-                    for p in module.parameters(recurse=False)
-                    if p.requires_grad
-                ),
+                parameters=sum(p.numel() for p in own if p.requires_grad),
                 multiply_adds=round(units * fan_in(module)),
                 has_bias=getattr(module, "bias", None) is not None,
             )
@@ -102,10 +99,14 @@ def run_with_hooks(net, input_shape, modules, hook):
         net.train(training)
 
 
+# --8<-- [start:connections]
 def connections(row):
     """Chapter 9. LeCun et al.'s "connections": every multiply-add, and one
     more per output number for its bias."""
     return row.multiply_adds + (row.units if row.has_bias else 0)
+
+
+# --8<-- [end:connections]
 
 
 def by_block(rows, depth=1):
@@ -193,14 +194,11 @@ class SparseConv(nn.Module):
         pairs = [(j, i) for j, inputs in enumerate(table) for i in inputs]
         self.register_buffer("index", torch.tensor(pairs).T)  # (2, pairs)
         self.shape = (len(table), in_channels, kernel_size, kernel_size)
-        bound = 1 / (kernel_size * (len(pairs) / len(table))) ** 0.5
-        self.weight = nn.Parameter(
-            torch.empty(len(pairs), kernel_size, kernel_size).uniform_(
-                -bound, bound
-            )
-        )
+        self.fan_in = len(pairs) * kernel_size**2 / len(table)  # mean of maps
+        bound = 1 / self.fan_in**0.5  # as PyTorch starts a convolution
+        weight = torch.empty(len(pairs), kernel_size, kernel_size)
+        self.weight = nn.Parameter(weight.uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(len(table)))
-        self.fan_in = self.weight.numel() / len(table)  # mean over the maps
 
     def forward(self, X):
         K = self.weight.new_zeros(self.shape)
@@ -278,6 +276,22 @@ class LeNet5(nn.Module):
 
 
 # --8<-- [start:alexnet]
+class ResponseNorm(nn.Module):
+    """Chapter 9. AlexNet's local response normalisation (its section 3.3):
+    each activity divided by (k + alpha * the sum of the squares of the n
+    channels around it) ** beta, with the paper's constants."""
+
+    def __init__(self, n=5, k=2.0, alpha=1e-4, beta=0.75):
+        super().__init__()
+        self.n, self.k, self.alpha, self.beta = n, k, alpha, beta
+
+    def forward(self, X):
+        C, half = X.shape[1], self.n // 2
+        squares = nn.functional.pad(X.square(), (0, 0, 0, 0, half, half))
+        sums = sum(squares[:, i : i + C] for i in range(self.n))
+        return X / (self.k + self.alpha * sums) ** self.beta
+
+
 class AlexNet(nn.Module):
     """Chapter 9. AlexNet (Krizhevsky et al., 2012).
 
@@ -311,15 +325,12 @@ class AlexNet(nn.Module):
         def pool():  # overlapping: 3 × 3 windows, 2 apart
             return nn.MaxPool2d(3, stride=2, ceil_mode=ceil_mode)
 
-        def norm():  # the paper's alpha; torch divides alpha by size
-            return nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)
-
         self.features = nn.Sequential(
             *conv(in_channels, c1, kernel_size, stride, padding),
-            norm(),
+            ResponseNorm(),
             pool(),
             *conv(c1, c2, 5, padding=2, groups=groups),
-            norm(),
+            ResponseNorm(),
             pool(),
             *conv(c2, c3, 3, padding=1),
             *conv(c3, c4, 3, padding=1, groups=groups),
@@ -396,7 +407,7 @@ class VGG(nn.Module):
             if entry == "M":
                 layers.append(nn.MaxPool2d(2))
             elif entry == "LRN":
-                layers.append(nn.LocalResponseNorm(5, 5 * 1e-4, 0.75, 2.0))
+                layers.append(ResponseNorm())
             else:
                 width, size = entry if isinstance(entry, tuple) else (entry, 3)
                 layers.append(

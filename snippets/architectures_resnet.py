@@ -10,6 +10,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from architectures_ops import (
     deep_stack,
@@ -26,7 +27,6 @@ from book import (
     run_trials,
     save_figure,
     setup,
-    train,
 )
 
 setup()
@@ -104,24 +104,61 @@ save_figure(fig, "gradients")
 
 # %% [markdown]
 # ## Training a 34-layer stack, with and without shortcuts
+#
+# The loop of `book.train` (Adam, the protocol's learning rate and batch
+# size), keeping every mini-batch's loss and the length of the gradient at
+# the first layer.
+
 
 # %%
 # --8<-- [start:training]
-num_blocks, num_epochs = 16, 2  # 34 layers; a short run shows the gap
-losses = {"plain": [], "residual": []}
+def train_steps(net, data, num_steps, seed):
+    """Mini-batch Adam as in book.train, for num_steps mini-batches; returns
+    each step's training loss and first-layer gradient length."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=PROTOCOL["lr"])
+    first = net.features[0][0]  # the stem's convolution
+    losses, gradients = [], []
+    net.train()
+    while len(losses) < num_steps:
+        order = torch.randperm(len(data.X_train), generator=generator)
+        for batch in order.split(PROTOCOL["batch_size"]):
+            X, y = data.X_train[batch], data.y_train[batch]
+            loss = F.cross_entropy(net(X), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            gradients.append(first.weight.grad.norm().item())
+            if len(losses) == num_steps:
+                break
+    return np.array(losses), np.array(gradients)
+
+
+num_blocks, num_steps = 16, 80  # 34 layers, about two epochs
+runs = {"plain": [], "residual": []}
 for kind, shortcut in [("plain", None), ("residual", "projection")]:
     for seed in PROTOCOL["seeds"]:
         torch.manual_seed(seed)
         net = deep_stack(num_blocks, shortcut)
-        history = train(net, data, num_epochs=num_epochs, lr=PROTOCOL["lr"])
-        losses[kind].append(history["train_loss"])
-for kind, runs in losses.items():
-    print(kind, "final training loss", np.round(np.array(runs)[:, -1], 2))
+        runs[kind].append(train_steps(net, data, num_steps, seed))
+last = 20  # the loss at the end: the mean of the last 20 mini-batches
+for kind, kind_runs in runs.items():
+    final = [round(losses[-last:].mean(), 2) for losses, _ in kind_runs]
+    print(kind, "final training loss", final)
 # --8<-- [end:training]
-plain_loss, residual_loss = (np.array(losses[k])[:, -1] for k in losses)
+plain_loss, residual_loss = (
+    np.array([losses[-last:].mean() for losses, _ in runs[kind]])
+    for kind in ("plain", "residual")
+)
+plain_gradient, residual_gradient = (
+    np.array([gradients.mean() for _, gradients in runs[kind]])
+    for kind in ("plain", "residual")
+)
 record(
     stack_layers=2 * num_blocks + 2,
-    stack_epochs=num_epochs,
+    stack_steps=num_steps,
+    stack_last_steps=last,
     plain_final_loss=plain_loss.mean(),
     plain_final_loss_std=plain_loss.std(),
     residual_final_loss=residual_loss.mean(),
@@ -129,20 +166,32 @@ record(
     worst_residual_loss=residual_loss.max(),
     best_plain_loss=plain_loss.min(),
     chance_loss=np.log(10),
+    training_gradient_ratio=plain_gradient.min() / residual_gradient.max(),
+    training_gradient_ratio_every_step=np.min(
+        np.array([g for _, g in runs["plain"]]).min(axis=0)
+        / np.array([g for _, g in runs["residual"]]).max(axis=0)
+    ),
     stack_parameters=count_parameters(net),
     stack_parameters_plain=count_parameters(deep_stack(num_blocks, None)),
 )
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.6))
-epochs = np.arange(1, num_epochs + 1)
+fig, (loss_ax, gradient_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+steps = np.arange(1, num_steps + 1)
 for kind, colour in [("plain", "tab:red"), ("residual", "tab:blue")]:
-    runs = np.array(losses[kind])
-    for run in runs:
-        ax.plot(epochs, run, color=colour, alpha=0.35)
-    ax.plot(epochs, runs.mean(axis=0), color=colour, lw=2.5, label=kind)
-ax.axhline(np.log(10), color="0.5", ls=":", label="chance (ln 10)")
-ax.set_xticks(epochs)
-ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)")
-ax.legend()
+    losses = np.array([r[0] for r in runs[kind]])
+    gradients = np.array([r[1] for r in runs[kind]])
+    for run in losses:
+        loss_ax.plot(steps, run, color=colour, alpha=0.25, lw=0.8)
+    loss_ax.plot(steps, losses.mean(axis=0), color=colour, lw=2, label=kind)
+    gradient_ax.plot(steps, gradients.mean(axis=0), color=colour, label=kind)
+loss_ax.axhline(np.log(10), color="0.3", ls=":", label="chance (ln 10)")
+loss_ax.set(xlabel="mini-batch", ylabel="training loss (cross-entropy)")
+loss_ax.legend()
+gradient_ax.set_yscale("log")
+gradient_ax.set(
+    xlabel="mini-batch", ylabel="gradient length at the first layer"
+)
+gradient_ax.legend()
+fig.tight_layout()
 save_figure(fig, "training")

