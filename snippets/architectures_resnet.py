@@ -151,10 +151,6 @@ plain_loss, residual_loss = (
     np.array([losses[-last:].mean() for losses, _ in runs[kind]])
     for kind in ("plain", "residual")
 )
-plain_gradient, residual_gradient = (
-    np.array([gradients.mean() for _, gradients in runs[kind]])
-    for kind in ("plain", "residual")
-)
 record(
     stack_layers=2 * num_blocks + 2,
     stack_steps=num_steps,
@@ -166,13 +162,23 @@ record(
     worst_residual_loss=residual_loss.max(),
     best_plain_loss=plain_loss.min(),
     chance_loss=np.log(10),
-    training_gradient_ratio=plain_gradient.min() / residual_gradient.max(),
-    training_gradient_ratio_every_step=np.min(
-        np.array([g for _, g in runs["plain"]]).min(axis=0)
-        / np.array([g for _, g in runs["residual"]]).max(axis=0)
-    ),
     stack_parameters=count_parameters(net),
     stack_parameters_plain=count_parameters(deep_stack(num_blocks, None)),
+)
+
+# %%
+# When does the plain stack's first-layer gradient (mean of the seeds) fall
+# below the residual stack's, and how often is it below from then on?
+plain_mean, residual_mean = (
+    np.array([gradients for _, gradients in runs[kind]]).mean(axis=0)
+    for kind in ("plain", "residual")
+)
+below = plain_mean < residual_mean
+crossing = int(np.argmax(below))  # the first mini-batch where it is below
+record(
+    first_step_gradient_ratio=plain_mean[0] / residual_mean[0],
+    gradient_crossing_step=crossing + 1,
+    gradient_below_share_after=below[crossing:].mean(),
 )
 
 # %%

@@ -697,6 +697,15 @@ def test_the_two_stacks_differ_only_in_their_additions(results):
     assert resnet["plain_final_loss"] > math.log(10) - 0.15
     assert resnet["residual_final_loss"] < math.log(10) - 0.3
     assert resnet["plain_gradient_growth"] > 1000
-    # "stays at least N times": every seed's mean over the run
-    assert resnet["training_gradient_ratio"] > 2
     assert resnet["stack_last_steps"] < resnet["stack_steps"]
+
+
+def test_in_training_the_plain_gradient_falls_below_the_residual_one(results):
+    """The chapter: at the first mini-batch the plain stack's first-layer
+    gradient is several times the residual stack's; within the first half of
+    the run it falls below, and stays below in most mini-batches after (the
+    means of three seeds; 0.8 and 3 leave margins below the measured values)."""
+    resnet = results["architectures_resnet"]
+    assert resnet["first_step_gradient_ratio"] > 3
+    assert resnet["gradient_crossing_step"] < resnet["stack_steps"] / 2
+    assert resnet["gradient_below_share_after"] > 0.8
