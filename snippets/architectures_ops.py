@@ -299,6 +299,8 @@ class AlexNet(nn.Module):
     groups=2 splits conv2, conv4 and conv5 in two halves that do not see each
     other, as the two GPUs of the paper did. ceil_mode=True rounds the pools'
     output sizes up, so that all three fit on a small image.
+    batch_norm=True adds batch normalisation after each convolution;
+    response_norm=False leaves out the response normalisation.
     """
 
     def __init__(
@@ -312,6 +314,7 @@ class AlexNet(nn.Module):
         groups=2,
         ceil_mode=False,
         batch_norm=False,
+        response_norm=True,
     ):
         super().__init__()
         c1, c2, c3, c4, c5 = channels
@@ -325,12 +328,15 @@ class AlexNet(nn.Module):
         def pool():  # overlapping: 3 × 3 windows, 2 apart
             return nn.MaxPool2d(3, stride=2, ceil_mode=ceil_mode)
 
+        def norm():
+            return ResponseNorm() if response_norm else nn.Identity()
+
         self.features = nn.Sequential(
             *conv(in_channels, c1, kernel_size, stride, padding),
-            ResponseNorm(),
+            norm(),
             pool(),
             *conv(c1, c2, 5, padding=2, groups=groups),
-            ResponseNorm(),
+            norm(),
             pool(),
             *conv(c2, c3, 3, padding=1),
             *conv(c3, c4, 3, padding=1, groups=groups),
@@ -572,15 +578,9 @@ class ResNet(nn.Module):
         channels = widths[0]
         for stage, (count, width) in enumerate(zip(blocks, widths)):
             for index in range(count):
-                first_of_later_stage = stage > 0 and index == 0
-                layers.append(
-                    block(
-                        channels,
-                        width,
-                        2 if first_of_later_stage else 1,
-                        shortcut,
-                    )
-                )
+                halve = stage > 0 and index == 0  # a later stage's first
+                step = 2 if halve else 1
+                layers.append(block(channels, width, step, shortcut))
                 channels = width * block.expansion
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)  # global average pool
@@ -602,9 +602,9 @@ def lenet_mini():
 
 def alexnet_mini(batch_norm=True):
     """Chapter 9. AlexNet's pattern with about a twelfth of its channels:
-    a large strided first kernel, response normalisation and overlapping
-    pools, three 3 × 3 convolutions in a row, two hidden linear layers
-    with dropout."""
+    a large strided first kernel, overlapping pools, three 3 × 3
+    convolutions in a row, two hidden linear layers with dropout. Batch
+    normalisation (by default) takes the place of response normalisation."""
     return AlexNet(
         image_size=24,
         in_channels=1,
@@ -615,6 +615,7 @@ def alexnet_mini(batch_norm=True):
         groups=1,
         ceil_mode=True,  # three pools on a 12 × 12 map: 6, 3, then 1
         batch_norm=batch_norm,
+        response_norm=not batch_norm,
     )
 
 

@@ -135,7 +135,7 @@ def train_steps(net, data, num_steps, seed):
     return np.array(losses), np.array(gradients)
 
 
-num_blocks, num_steps = 16, 80  # 34 layers, about two epochs
+num_blocks, num_steps = 16, 60  # 34 layers, about an epoch and a half
 runs = {"plain": [], "residual": []}
 for kind, shortcut in [("plain", None), ("residual", "projection")]:
     for seed in PROTOCOL["seeds"]:

@@ -49,8 +49,8 @@ runs = {
     "as published": seed_runs(lambda: vgg_mini(batch_norm=False)),
     "with batch normalisation": seed_runs(lambda: vgg_mini(batch_norm=True)),
 }
-for name, runs_ in runs.items():
-    final = [history["test_accuracy"][-1] for history in runs_]
+for name, histories in runs.items():
+    final = [history["test_accuracy"][-1] for history in histories]
     print(f"{name}: {np.mean(final):.3f} ± {np.std(final):.3f}")
 # --8<-- [end:trials]
 
@@ -59,11 +59,13 @@ for name, runs_ in runs.items():
 CHANCE_MARGIN = 0.01
 
 
-def at_chance(history):
-    """Epochs whose mean training loss is within CHANCE_MARGIN of ln 10,
-    the loss of a uniform guess over ten classes."""
-    chance = np.log(10) - CHANCE_MARGIN
-    return sum(loss > chance for loss in history["train_loss"])
+def epochs_at_chance(history):
+    """How many epochs, from the first, keep a mean training loss within
+    CHANCE_MARGIN of ln 10 (the loss of a uniform guess over ten classes)
+    before the loss first falls below that."""
+    losses = np.array(history["train_loss"])
+    learning = np.flatnonzero(losses <= np.log(10) - CHANCE_MARGIN)
+    return int(learning[0]) if len(learning) else len(losses)
 
 
 for key, name, batch_norm in [
@@ -71,7 +73,7 @@ for key, name, batch_norm in [
     ("vgg", "with batch normalisation", True),
 ]:
     final = [history["test_accuracy"][-1] for history in runs[name]]
-    stalled = [at_chance(history) for history in runs[name]]
+    stalled = [epochs_at_chance(history) for history in runs[name]]
     record(
         **{
             f"row_{key}_mean": np.mean(final),
@@ -98,8 +100,8 @@ record(
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 epochs = np.arange(1, PROTOCOL["num_epochs"] + 1)
-for ax, (name, runs_) in zip(axes, runs.items()):
-    for seed, history in zip(PROTOCOL["seeds"], runs_):
+for ax, (name, histories) in zip(axes, runs.items()):
+    for seed, history in zip(PROTOCOL["seeds"], histories):
         ax.plot(
             epochs, history["test_accuracy"], marker=".", label=f"seed {seed}"
         )

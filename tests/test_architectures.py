@@ -493,8 +493,13 @@ def test_scaled_down_networks_take_24x24_digits(name):
 def test_scaled_down_networks_keep_their_pattern():
     convs = [m for m in alexnet_mini().modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 5 and convs[0].stride == (2, 2)
-    norms = [m for m in alexnet_mini().modules() if isinstance(m, ResponseNorm)]
-    assert len(norms) == 2
+
+    def response_norms(net):
+        return [m for m in net.modules() if isinstance(m, ResponseNorm)]
+
+    assert len(response_norms(AlexNet())) == 2
+    assert len(response_norms(alexnet_mini())) == 0  # batch norm instead
+    assert len(response_norms(alexnet_mini(batch_norm=False))) == 2
     vgg_convs = [m for m in vgg_mini().modules() if isinstance(m, nn.Conv2d)]
     assert all(conv.kernel_size == (3, 3) for conv in vgg_convs)
     assert len(vgg_convs) == 6  # configuration A has 8; 24 pixels fit 4 stages
