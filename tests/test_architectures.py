@@ -700,7 +700,7 @@ def test_the_two_stacks_differ_only_in_their_additions(results):
     assert resnet["stack_layers"] == 34
     # "barely below the loss of guessing", against a clear drop with shortcuts
     assert resnet["plain_final_loss"] > math.log(10) - 0.15
-    assert resnet["residual_final_loss"] < math.log(10) - 0.3
+    assert resnet["residual_final_loss"] < math.log(10) - 0.2
     assert resnet["plain_gradient_growth"] > 1000
     assert resnet["stack_last_steps"] < resnet["stack_steps"]
 
