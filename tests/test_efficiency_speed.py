@@ -76,4 +76,5 @@ def test_the_standard_layer_is_the_fastest_per_flop(speed):
             speed[f"gflops_{n}"][i] for n in ("grouped", "separable", "pointwise")
         ]
         assert speed["gflops_standard"][i] > max(others)
-    assert speed["c256_gflops_standard"] > 0.6 * speed["matmul_gflops"]
+    # "in the league of the square matrix product": measured 0.9 to 1.25 times
+    assert 0.6 < speed["c256_gflops_standard"] / speed["matmul_gflops"] < 1.6
