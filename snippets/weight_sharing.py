@@ -75,7 +75,7 @@ for index, value in enumerate(K.flatten()):
 colours = plt.get_cmap("tab10").colors[:9]
 cmap = ListedColormap(["white", *colours])
 fig, (k_ax, w_ax) = plt.subplots(
-    1, 2, figsize=(9, 4.6), width_ratios=[1, 3.2], gridspec_kw={"wspace": 0.15}
+    1, 2, figsize=(9, 4.6), width_ratios=[1.5, 3], gridspec_kw={"wspace": 0.15}
 )
 k_ax.imshow(np.arange(9).reshape(3, 3) + 1, cmap=cmap, vmin=-0.5, vmax=9.5)
 for (r, c), value in np.ndenumerate(K.numpy()):
