@@ -175,28 +175,29 @@ save_figure(fig, "kernels")
 
 # %%
 # --8<-- [start:depth]
-frozen(net)
+frozen(net)  # from here on we only ask the networks questions
 frozen(initial)
 with torch.no_grad():
     maps = net.feature_maps(X)  # three (N, C, h, w) tensors
     maps_initial = initial.feature_maps(X)
-for depth, (M, M0) in enumerate(zip(maps, maps_initial), start=1):
-    responses = M.amax(dim=(2, 3))  # (N, C): each channel's strongest unit
-    trained = class_selectivity(responses, y).median()
-    before = class_selectivity(M0.amax(dim=(2, 3)), y).median()
-    print(f"block {depth}: selectivity {trained:.2f} (untrained {before:.2f})")
+selectivity, untrained = [], []  # per block: (C,), one index per channel
+for M, M0 in zip(maps, maps_initial):
+    selectivity.append(class_selectivity(M.amax(dim=(2, 3)), y))
+    untrained.append(class_selectivity(M0.amax(dim=(2, 3)), y))
+for depth in (1, 2, 3):
+    print(
+        f"block {depth}: median selectivity "
+        f"{selectivity[depth - 1].median():.2f}, "
+        f"untrained {untrained[depth - 1].median():.2f}"
+    )
 # --8<-- [end:depth]
-selectivity = [class_selectivity(M.amax(dim=(2, 3)), y) for M in maps]
-for depth, (M, M0) in enumerate(zip(maps, maps_initial), start=1):
-    responses = M.amax(dim=(2, 3))
+for depth, M in enumerate(maps, start=1):
     record(
         **{
             f"selectivity_block_{depth}": selectivity[depth - 1].median(),
-            f"selectivity_initial_block_{depth}": class_selectivity(
-                M0.amax(dim=(2, 3)), y
-            ).median(),
+            f"selectivity_initial_block_{depth}": untrained[depth - 1].median(),
             f"top_label_share_block_{depth}": top_label_share(
-                responses, y
+                M.amax(dim=(2, 3)), y
             ).mean(),
         }
     )
@@ -204,9 +205,9 @@ for depth, (M, M0) in enumerate(zip(maps, maps_initial), start=1):
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.4))
 rng = np.random.default_rng(0)  # horizontal spread of the dots only
-for depth, M0 in enumerate(maps_initial, start=1):
+for depth in (1, 2, 3):
     for offset, S, colour, label in [
-        (-0.18, class_selectivity(M0.amax(dim=(2, 3)), y), "0.6", "untrained"),
+        (-0.18, untrained[depth - 1], "0.6", "untrained"),
         (0.18, selectivity[depth - 1], "tab:blue", "trained"),
     ]:
         spread = offset + rng.uniform(-0.08, 0.08, len(S))
@@ -250,12 +251,12 @@ for r, (depth, channel, patches, indices) in enumerate(
         ax = axes[r, c]
         ax.imshow(patches[c].numpy(), cmap="gray_r", vmin=0, vmax=1)
         frame(ax)
-        ax.set_title(f"a {int(y[indices[c]])}", fontsize=8, pad=2)
+        ax.set_title(f"a {int(y[indices[c]])}", fontsize=10, pad=2)
         if c == 0:
             size = patches.shape[-1]
             ax.set_ylabel(
                 f"block {depth}\nchannel {channel}\n{size} × {size} px",
-                fontsize=8,
+                fontsize=9,
             )
 fig.tight_layout(h_pad=0.6)
 save_figure(fig, "top_patches")
@@ -293,6 +294,18 @@ for name, images in [
             f"{name}_logit": logit.mean(),
         }
     )
+found = {
+    name: true_class_scores(net, images, y)[0].mean()
+    for name, images in [
+        ("as_is", X),
+        ("no_ink", X_no_ink),
+        ("no_background", X_no_background),
+    ]
+}
+record(
+    ink_logit_fall=found["as_is"] - found["no_ink"],
+    background_logit_fall=found["as_is"] - found["no_background"],
+)
 
 # %%
 # --8<-- [start:occlusion-maps]
@@ -302,10 +315,17 @@ occlusion = torch.stack(
 )  # (100, 24, 24)
 occlusion_in_box = share_inside(occlusion, boxes[:num_maps])
 print(f"share of the fall inside the box: {occlusion_in_box.mean():.2f}")
+untrained_maps = torch.stack(
+    [occlusion_map(initial, X[i], y[i]) for i in range(num_maps)]
+)
+untrained_in_box = share_inside(untrained_maps, boxes[:num_maps])
+print(f"the same before training: {untrained_in_box.mean():.2f}")
 # --8<-- [end:occlusion-maps]
 record(
+    squares_per_map=((24 - 4) // 2 + 1) ** 2,  # patch 4, stride 2
     num_occlusion_maps=num_maps,
     occlusion_box_share=occlusion_in_box.mean(),
+    occlusion_initial_box_share=untrained_in_box.mean(),
     occlusion_box_area=boxes[:num_maps].float().mean(),
 )
 
@@ -317,6 +337,8 @@ on_ink = share_inside(gradients, ink)
 print(
     f"saliency inside the box {in_box.mean():.2f}, on ink {on_ink.mean():.2f}"
 )
+untrained_in_box = share_inside(saliency(initial, X, y), boxes)
+print(f"the same before training: {untrained_in_box.mean():.2f}")
 times_input = gradients * X[:, 0]  # gradient × input: weighs by brightness
 print(
     f"gradient × input inside the box "
@@ -325,9 +347,11 @@ print(
 # --8<-- [end:saliency-maps]
 record(
     saliency_box_share=in_box.mean(),
+    saliency_initial_box_share=untrained_in_box.mean(),
     saliency_ink_share=on_ink.mean(),
     saliency_box_share_q10=in_box.quantile(0.1),
     times_input_box_share=share_inside(times_input, boxes).mean(),
+    input_box_share=share_inside(X[:, 0], boxes).mean(),
 )
 
 # %%
@@ -379,9 +403,7 @@ shape = (10, 1, 24, 24)  # image n maximises the logit of class n
 plain = maximise_activation(class_score(net), shape, **PLAIN)
 readable = maximise_activation(class_score(net), shape, **READABLE)
 with torch.no_grad():
-    best_real = net(X).amax(
-        dim=0
-    )  # (10,): each logit's largest on a test digit
+    best_real = net(X).amax(dim=0)  # each logit's best on a test digit
     for name, images in [("plain", plain), ("readable", readable)]:
         logits = net(images)
         own = logits[torch.arange(10), torch.arange(10)]
@@ -410,19 +432,24 @@ record(
 )
 
 # %%
-fig, axes = plt.subplots(2, 10, figsize=(11, 2.9))
-for r, (label, images) in enumerate(
-    [("no regulariser", plain), ("regularised", readable)]
-):
-    for c in range(10):
-        ax = axes[r, c]
-        ax.imshow(images[c, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
-        frame(ax)
-        if r == 0:
-            ax.set_title(f"class {c}", fontsize=9)
-        if c == 0:
-            ax.set_ylabel(label, fontsize=9)
-fig.tight_layout()
+# Classes 0-4 above 5-9; each class's plain image above its regularised one.
+fig, axes = plt.subplots(4, 5, figsize=(7.5, 6.6))
+for half in (0, 1):
+    for version, (label, images) in enumerate(
+        [("no regulariser", plain), ("regularised", readable)]
+    ):
+        r = 2 * half + version
+        for c in range(5):
+            ax = axes[r, c]
+            ax.imshow(
+                images[5 * half + c, 0].numpy(), cmap="gray_r", vmin=0, vmax=1
+            )
+            frame(ax)
+            if version == 0:
+                ax.set_title(f"class {5 * half + c}", fontsize=10)
+            if c == 0:
+                ax.set_ylabel(label, fontsize=10)
+fig.tight_layout(h_pad=0.4)
 save_figure(fig, "class_images")
 
 # %%

@@ -154,7 +154,8 @@ def field_box(layers, row, col):
 def crop(image, top, left, size):
     """Chapter 8. The size × size patch of an (H, W) image at (top, left),
     zero where it reaches past the border (as the padding is)."""
-    H, W = image.shape
+    if image.dim() != 2:
+        raise ValueError(f"expected an (H, W) image, got {tuple(image.shape)}")
     padded = F.pad(image, (size, size, size, size))
     return padded[top + size : top + 2 * size, left + size : left + 2 * size]
 

@@ -94,13 +94,26 @@ def measure(net, initial):
         found[f"{name}_accuracy"] = correct.float().mean()
         found[f"{name}_logit"] = logit.mean()
     found["test_accuracy"] = found["as_is_accuracy"]
+    for name in ("ink", "background"):
+        found[f"{name}_logit_fall"] = (
+            found["as_is_logit"] - found[f"no_{name}_logit"]
+        )
     occlusion = torch.stack(
         [occlusion_map(net, X[i], y[i]) for i in range(100)]
     )
     found["occlusion_box_share"] = share_inside(occlusion, boxes[:100]).mean()
+    occlusion = torch.stack(
+        [occlusion_map(initial, X[i], y[i]) for i in range(100)]
+    )
+    found["occlusion_initial_box_share"] = share_inside(
+        occlusion, boxes[:100]
+    ).mean()
     gradients = saliency(net, X, y)
     found["saliency_box_share"] = share_inside(gradients, boxes).mean()
     found["saliency_ink_share"] = share_inside(gradients, ink).mean()
+    found["saliency_initial_box_share"] = share_inside(
+        saliency(initial, X, y), boxes
+    ).mean()
     found["times_input_box_share"] = share_inside(
         gradients * X[:, 0], boxes
     ).mean()

@@ -174,6 +174,8 @@ def test_crop_pads_with_zeros_past_the_border():
     corner = crop(image, -1, -1, 3)
     torch.testing.assert_close(corner[1:, 1:], image[:2, :2])
     assert corner[0].abs().sum() == 0 and corner[:, 0].abs().sum() == 0
+    with pytest.raises(ValueError, match=r"\(H, W\) image, got \(1, 5, 5\)"):
+        crop(image[None], 0, 0, 3)
 
 
 def test_top_patches_are_the_strongest_images_cut_at_the_strongest_unit():
@@ -402,7 +404,8 @@ def test_removing_the_ink_costs_far_more_than_removing_background(seeds):
 def test_occlusion_and_saliency_concentrate_on_the_digit(seeds, results):
     """The chapter: the occlusion map puts most of its mass inside the
     digit's box (about 4 times the box's area share); plain saliency about
-    half (2.4 times); gradient × input nearly all."""
+    half (2.4 times); gradient × input nearly all, but the input alone
+    already puts most of its brightness there."""
     box_share = results["what_cnns_learn"]["box_share"]
     ink_share = results["what_cnns_learn"]["ink_share"]
     occlusion_area = results["what_cnns_learn"]["occlusion_box_area"]
@@ -411,6 +414,23 @@ def test_occlusion_and_saliency_concentrate_on_the_digit(seeds, results):
         assert 2 * box_share < found["saliency_box_share"] < 0.7
         assert found["saliency_ink_share"] > 2 * ink_share
         assert found["times_input_box_share"] > 0.8
+    assert 0.5 < results["what_cnns_learn"]["input_box_share"] < 0.8
+
+
+def test_the_untrained_network_is_the_baseline(seeds, results):
+    """The chapter: before training, both maps already favour the box (by
+    more than its area share), and training raises both. Over the seeds
+    training adds 0.26 to 0.36 to the occlusion share and 0.12 to 0.15 to
+    the saliency share; the margins are half of the smallest."""
+    box_share = results["what_cnns_learn"]["box_share"]
+    area = results["what_cnns_learn"]["occlusion_box_area"]
+    for found in seeds.values():
+        assert found["occlusion_initial_box_share"] > 1.5 * area
+        assert found["saliency_initial_box_share"] > 1.3 * box_share
+        gain = found["occlusion_box_share"] - found["occlusion_initial_box_share"]
+        assert gain > 0.13
+        gain = found["saliency_box_share"] - found["saliency_initial_box_share"]
+        assert gain > 0.06
 
 
 def test_made_images_beat_every_test_digit(seeds):
