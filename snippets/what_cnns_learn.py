@@ -433,14 +433,14 @@ record(
 
 # %%
 # Classes 0-4 above 5-9; each class's plain image above its regularised one.
-fig, axes = plt.subplots(4, 5, figsize=(7.5, 6.6))
-for half in (0, 1):
+fig = plt.figure(figsize=(7.5, 6.0))
+for half, sub in enumerate(fig.subfigures(2, 1)):
+    axes = sub.subplots(2, 5)
     for version, (label, images) in enumerate(
         [("no regulariser", plain), ("regularised", readable)]
     ):
-        r = 2 * half + version
         for c in range(5):
-            ax = axes[r, c]
+            ax = axes[version, c]
             ax.imshow(
                 images[5 * half + c, 0].numpy(), cmap="gray_r", vmin=0, vmax=1
             )
@@ -449,7 +449,6 @@ for half in (0, 1):
                 ax.set_title(f"class {5 * half + c}", fontsize=10)
             if c == 0:
                 ax.set_ylabel(label, fontsize=10)
-fig.tight_layout(h_pad=0.4)
 save_figure(fig, "class_images")
 
 # %%
