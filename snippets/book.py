@@ -603,6 +603,8 @@ def extent(mask):
 # --8<-- [start:splits]
 @dataclass
 class ThreeWaySplit(Split):
+    """Chapter 7. A Split with a validation part, for making choices."""
+
     X_val: torch.Tensor  # for choices: epochs, learning rate, augmentation
     y_val: torch.Tensor
 

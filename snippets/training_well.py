@@ -137,6 +137,7 @@ record(
     augmented_val_mean=augmented["mean"],
     augmented_val_std=augmented["std"],
     augmented_val_min=min(augmented["val_accuracies"]),
+    augmented_val_max=max(augmented["val_accuracies"]),
     plain_train_accuracy=np.mean(last_train_accuracy(plain)),
     augmented_train_accuracy=np.mean(last_train_accuracy(augmented)),
     plain_best_epochs=[h["best_epoch"] + 1 for h in plain["histories"]],
