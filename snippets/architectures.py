@@ -1,0 +1,338 @@
+# %% [markdown]
+# # Chapter 9, part 1: four architectures, counted
+#
+# LeNet-5, AlexNet, VGG and ResNet built from their papers' layer lists, and
+# their cost counted by code: parameters, multiply-adds and receptive fields,
+# for the input size each paper used. The networks are built on PyTorch's
+# `meta` device, where tensors have shapes but no numbers: even VGG-16's
+# weights take no memory, and the forward pass that the counting hooks watch
+# takes no time.
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from architectures_ops import (
+    VGG,
+    VGG_CONFIGS,
+    AlexNet,
+    BasicBlock,
+    Bottleneck,
+    LeNet5,
+    ResNet,
+    by_block,
+    layer_costs,
+    receptive_path,
+)
+from book import (
+    SmallCNN,
+    count_parameters,
+    output_dir,
+    receptive_field,
+    record,
+    save_figure,
+    setup,
+)
+
+setup()
+
+# %% [markdown]
+# ## Counting with hooks
+
+# %%
+# --8<-- [start:count-demo]
+conv = torch.nn.Conv2d(3, 64, kernel_size=3, padding=1)
+(row,) = layer_costs(conv, (3, 32, 32))
+print(row)
+print(64 * 32 * 32 * 3 * 3 * 3)  # C_out × H × W, each a 3 × 3 × 3 sum
+# --8<-- [end:count-demo]
+record(demo_multiply_adds=row.multiply_adds, demo_parameters=row.parameters)
+
+
+# %%
+# --8<-- [start:summary]
+def summary(net, input_shape):
+    """Parameters, multiply-adds, receptive field and the rows behind them."""
+    rows = layer_costs(net, input_shape)
+    path = receptive_path(net, input_shape)  # (kernel_size, stride) pairs
+    return {
+        "parameters": count_parameters(net),
+        "multiply_adds": sum(row.multiply_adds for row in rows),
+        "receptive_field": receptive_field(path)[-1],
+        "rows": rows,
+    }
+
+
+# --8<-- [end:summary]
+
+# %% [markdown]
+# ## LeNet-5 on its 32 × 32 input
+
+# %%
+# --8<-- [start:lenet-count]
+lenet = summary(LeNet5(image_size=32), (1, 32, 32))
+blocks = by_block(lenet["rows"])  # rows added up by layer: "c1", "s2", ...
+for name, block in blocks.items():
+    parameters, links = block["parameters"], block["connections"]
+    print(f"{name:7} {parameters:7,} parameters {links:9,} connections")
+print(f"total   {lenet['parameters']:7,} trainable parameters")
+# --8<-- [end:lenet-count]
+for name, block in blocks.items():
+    record(
+        **{
+            f"lenet_{name}_parameters": block["parameters"],
+            f"lenet_{name}_connections": block["connections"],
+        }
+    )
+fully_connected = blocks["c5"]["parameters"] + blocks["f6"]["parameters"]
+record(
+    lenet_fc_parameter_share=fully_connected / lenet["parameters"],
+    lenet_parameters=lenet["parameters"],
+    lenet_connections=sum(block["connections"] for block in blocks.values()),
+    lenet_multiply_adds=lenet["multiply_adds"],
+    lenet_receptive_field=lenet["receptive_field"],
+)
+
+# %% [markdown]
+# ## AlexNet: 224 or 227?
+
+# %%
+# --8<-- [start:alexnet-count]
+with torch.device("meta"):  # shapes only: nothing is allocated
+    alexnet = {size: AlexNet(image_size=size) for size in (224, 227)}
+for size, net in alexnet.items():
+    rows = layer_costs(net, (3, size, size))
+    print(size, "neurons per layer:", [row.units for row in rows])
+    print(size, "parameters:", f"{count_parameters(net):,}")
+# --8<-- [end:alexnet-count]
+alex = summary(alexnet[227], (3, 227, 227))
+alex_224 = summary(alexnet[224], (3, 224, 224))
+record(
+    alexnet_side=227,
+    imagenet_side=224,
+    alexnet_parameters=alex["parameters"],
+    alexnet_multiply_adds=alex["multiply_adds"],
+    alexnet_receptive_field=alex["receptive_field"],
+    alexnet_224_parameters=alex_224["parameters"],
+    alexnet_conv1_side=alex["rows"][0].output_shape[-1],
+    alexnet_224_conv1_side=alex_224["rows"][0].output_shape[-1],
+    alexnet_224_conv5_side=alex_224["rows"][4].output_shape[-1],
+    alexnet_conv5_side=alex["rows"][4].output_shape[-1],
+)
+for index, (row, row_224) in enumerate(
+    zip(alex["rows"], alex_224["rows"]), start=1
+):
+    record(
+        **{
+            f"alexnet_neurons_{index}": row.units,
+            f"alexnet_224_neurons_{index}": row_224.units,
+        }
+    )
+fc_share = sum(r.parameters for r in alex["rows"] if r.kind == "Linear")
+conv_share = sum(r.multiply_adds for r in alex["rows"] if r.kind == "Conv2d")
+record(
+    alexnet_fc_parameter_share=fc_share / alex["parameters"],
+    alexnet_conv_multiply_add_share=conv_share / alex["multiply_adds"],
+)
+
+# %% [markdown]
+# ## VGG: six configurations
+
+# %%
+# --8<-- [start:vgg-count]
+with torch.device("meta"):
+    vgg = {name: VGG(name) for name in VGG_CONFIGS}
+for name, net in vgg.items():
+    print(f"{name:6} {count_parameters(net) / 1e6:6.1f} million parameters")
+# --8<-- [end:vgg-count]
+vgg16 = summary(vgg["D"], (3, 224, 224))
+vgg19 = summary(vgg["E"], (3, 224, 224))
+for name, net in vgg.items():
+    key = f"vgg_{name.replace('-', '_')}_parameters"
+    record(**{key: count_parameters(net)})
+rows = vgg16["rows"]
+fc_parameters = sum(r.parameters for r in rows if r.kind == "Linear")
+conv_adds = sum(r.multiply_adds for r in rows if r.kind == "Conv2d")
+record(
+    vgg16_parameters=vgg16["parameters"],
+    vgg16_multiply_adds=vgg16["multiply_adds"],
+    vgg16_receptive_field=vgg16["receptive_field"],
+    vgg19_parameters=vgg19["parameters"],
+    vgg19_multiply_adds=vgg19["multiply_adds"],
+    vgg19_receptive_field=vgg19["receptive_field"],
+    vgg16_fc_parameter_share=fc_parameters / vgg16["parameters"],
+    vgg16_conv_multiply_add_share=conv_adds / vgg16["multiply_adds"],
+    vgg16_first_fc_parameters=rows[13].parameters,
+    vgg16_megabytes=4 * vgg16["parameters"] / 1e6,  # 4 bytes per float
+    vgg16_typical_conv_multiply_adds=rows[1].multiply_adds,  # conv2
+    vgg16_convs_like_conv2=[
+        index + 1
+        for index, row in enumerate(rows)
+        if row.multiply_adds == rows[1].multiply_adds
+    ],
+)
+
+# %%
+# --8<-- [start:three-by-three]
+C = 256  # channels in and out
+three_small = [(3, 1)] * 3
+one_large = [(7, 1)]
+fields = receptive_field(three_small)[-1], receptive_field(one_large)[-1]
+print("receptive fields:", fields)
+print("weights:", 3 * 3 * 3 * C * C, "against", 7 * 7 * C * C)
+# --8<-- [end:three-by-three]
+record(
+    three_small_field=receptive_field(three_small)[-1],
+    three_small_weights_per_channel_pair=3 * 3 * 3,
+    one_large_weights_per_channel_pair=7 * 7,
+    large_kernel_extra_share=(7 * 7) / (3 * 3 * 3) - 1,
+)
+
+# %%
+# Where VGG-16 keeps its parameters, and where it spends its multiply-adds.
+labels = [f"conv{i + 1}" for i in range(13)] + ["fc6", "fc7", "fc8"]
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+positions = np.arange(len(rows))
+colours = ["tab:blue" if r.kind == "Conv2d" else "tab:orange" for r in rows]
+for ax, key, title in [
+    (axes[0], "parameters", "parameters (millions)"),
+    (axes[1], "multiply_adds", "multiply-adds per image (billions)"),
+]:
+    scale = 1e6 if key == "parameters" else 1e9
+    ax.barh(positions, [getattr(r, key) / scale for r in rows], color=colours)
+    ax.set_title(title, fontsize=10)
+axes[0].set_yticks(positions, labels, fontsize=8)
+axes[0].invert_yaxis()
+fig.legend(
+    handles=[
+        plt.Rectangle((0, 0), 1, 1, color="tab:blue"),
+        plt.Rectangle((0, 0), 1, 1, color="tab:orange"),
+    ],
+    labels=["3 × 3 convolution", "fully connected"],
+    loc="lower center",
+    ncol=2,
+    bbox_to_anchor=(0.5, -0.06),
+)
+fig.tight_layout()
+save_figure(fig, "vgg16_costs")
+
+# %% [markdown]
+# ## ResNet: ImageNet and CIFAR
+
+# %%
+# --8<-- [start:resnet-count]
+RESNETS = {  # name: (block, blocks per stage)
+    "ResNet-18": (BasicBlock, (2, 2, 2, 2)),
+    "ResNet-34": (BasicBlock, (3, 4, 6, 3)),
+    "ResNet-50": (Bottleneck, (3, 4, 6, 3)),
+    "ResNet-101": (Bottleneck, (3, 4, 23, 3)),
+    "ResNet-152": (Bottleneck, (3, 8, 36, 3)),
+}
+with torch.device("meta"):
+    resnets = {
+        name: summary(ResNet(block, blocks), (3, 224, 224))
+        for name, (block, blocks) in RESNETS.items()
+    }
+    resnets["plain-34"] = summary(
+        ResNet(BasicBlock, (3, 4, 6, 3), shortcut=None), (3, 224, 224)
+    )
+    resnets["ResNet-34 (option A)"] = summary(
+        ResNet(BasicBlock, (3, 4, 6, 3), shortcut="zero-padding"),
+        (3, 224, 224),
+    )
+for name, counted in resnets.items():
+    billions = counted["multiply_adds"] / 1e9
+    millions = counted["parameters"] / 1e6
+    costs = f"{billions:5.2f} billion multiply-adds, {millions:5.1f} million"
+    print(f"{name:21} {costs} parameters")
+# --8<-- [end:resnet-count]
+r18, r34, r50 = (resnets[f"ResNet-{n}"] for n in (18, 34, 50))
+record(
+    resnet50_extra_over_resnet34=(
+        r50["multiply_adds"] / r34["multiply_adds"] - 1
+    ),
+    resnet50_over_vgg16_parameters=r50["parameters"] / vgg16["parameters"],
+    resnet50_over_vgg16_multiply_adds=r50["multiply_adds"]
+    / vgg16["multiply_adds"],
+    vgg16_over_alexnet_parameters=vgg16["parameters"] / alex["parameters"],
+    vgg16_over_alexnet_multiply_adds=vgg16["multiply_adds"]
+    / alex["multiply_adds"],
+)
+
+
+def weight_layers(counted):
+    """Layers that multiply, on the main path (not the shortcuts)."""
+    return sum("shortcut" not in row.name for row in counted["rows"])
+
+
+for key, counted in [
+    ("lenet", lenet),
+    ("alexnet", alex),
+    ("vgg16", vgg16),
+    ("resnet18", r18),
+    ("resnet50", r50),
+]:
+    record(**{f"{key}_weight_layers": weight_layers(counted)})
+conv_parameters = sum(r.parameters for r in r18["rows"] if r.kind == "Conv2d")
+record(resnet18_conv_parameter_share=conv_parameters / r18["parameters"])
+for name, counted in resnets.items():
+    key = name.lower().replace("-", "").replace(" (option a)", "_option_a")
+    record(
+        **{
+            f"{key}_parameters": counted["parameters"],
+            f"{key}_multiply_adds": counted["multiply_adds"],
+            f"{key}_receptive_field": counted["receptive_field"],
+        }
+    )
+
+# %%
+# --8<-- [start:cifar-count]
+with torch.device("meta"):
+    cifar = {
+        depth: ResNet(
+            BasicBlock,
+            (n, n, n),  # three stages of n blocks: 6n + 2 layers
+            widths=(16, 32, 64),
+            num_classes=10,
+            stem=(3, 1),
+            stem_pool=False,
+            shortcut="zero-padding",
+        )
+        for depth, n in [(20, 3), (56, 9), (110, 18)]
+    }
+for depth, net in cifar.items():
+    print(f"ResNet-{depth}: {count_parameters(net) / 1e6:.2f} million")
+# --8<-- [end:cifar-count]
+for depth, net in cifar.items():
+    record(**{f"cifar_resnet{depth}_parameters": count_parameters(net)})
+
+# %% [markdown]
+# Chapter 4's CNN on the 24 × 24 shifted digits, counted the same way, for
+# the chapter's table of trained networks.
+
+# %%
+small_cnn = summary(SmallCNN(image_size=24), (1, 24, 24))
+print(f"{small_cnn['multiply_adds']:,} multiply-adds per image")
+record(
+    smallcnn_multiply_adds=small_cnn["multiply_adds"],
+    smallcnn_parameters=small_cnn["parameters"],
+)
+
+# %%
+# Every count again in millions or billions, for the chapter's tables.
+results = json.loads((output_dir() / "results.json").read_text())
+record(
+    **{
+        f"{key}_millions": value / 1e6
+        for key, value in results.items()
+        if key.endswith("_parameters")
+    },
+    **{
+        f"{key}_billions": value / 1e9
+        for key, value in results.items()
+        if key.endswith("_multiply_adds")
+    },
+)

@@ -1,0 +1,203 @@
+# %% [markdown]
+# # Chapter 9, part 4: ResNet, and what its shortcuts fix
+#
+# The scaled-down ResNet-18 trained on the shifted digits under the book's
+# protocol; then a deep stack of the same blocks with and without its
+# shortcuts: the gradient that reaches the first layer at initialisation, for
+# stacks of growing depth, and the training loss of a 34-layer stack.
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from architectures_ops import (
+    deep_stack,
+    first_layer_gradient,
+    layer_costs,
+    resnet_mini,
+    standardise,
+)
+from book import (
+    PROTOCOL,
+    count_parameters,
+    load_dataset,
+    record,
+    run_trials,
+    save_figure,
+    setup,
+)
+
+setup()
+
+# %% [markdown]
+# ## The scaled-down ResNet-18
+
+# %%
+# --8<-- [start:trials]
+data = standardise(load_dataset("shifted_digits"))
+resnet = run_trials(resnet_mini, data)  # book.PROTOCOL: seeds, epochs, Adam
+print(f"test accuracy {resnet['mean']:.3f} ± {resnet['std']:.3f}")
+# --8<-- [end:trials]
+record(
+    row_resnet_mean=resnet["mean"],
+    row_resnet_std=resnet["std"],
+    row_resnet_worst=min(resnet["accuracies"]),
+    row_resnet_parameters=resnet["parameters"],
+    row_resnet_seconds=resnet["seconds"],
+    row_resnet_multiply_adds=sum(
+        row.multiply_adds for row in layer_costs(resnet_mini(), (1, 24, 24))
+    ),
+)
+
+# %% [markdown]
+# ## The gradient at the first layer, at initialisation
+#
+# Stacks of 1 to 32 basic blocks (4 to 66 layers), with and without their
+# shortcuts, each from three random initialisations, on one mini-batch.
+
+# %%
+# --8<-- [start:gradients]
+X, y = data.X_train[:64], data.y_train[:64]
+blocks = [1, 2, 4, 8, 16, 32]
+norms = {"plain": [], "residual": []}
+for num_blocks in blocks:
+    for kind, shortcut in [("plain", None), ("residual", "projection")]:
+        per_seed = []
+        for seed in PROTOCOL["seeds"]:
+            torch.manual_seed(seed)
+            net = deep_stack(num_blocks, shortcut)
+            per_seed.append(first_layer_gradient(net, X, y))
+        norms[kind].append(per_seed)
+layers = [2 * n + 2 for n in blocks]
+for kind, values in norms.items():
+    print(kind, [f"{np.mean(v):.2g}" for v in values])
+# --8<-- [end:gradients]
+plain, residual = (np.array(norms[k]) for k in ("plain", "residual"))
+record(
+    gradient_layers=layers,
+    gradient_shallow_layers=layers[0],
+    gradient_deep_layers=layers[-1],
+    plain_gradient_growth=plain[-1].mean() / plain[0].mean(),
+    residual_gradient_growth=residual[-1].mean() / residual[0].mean(),
+    deep_gradient_ratio=plain[-1].min() / residual[-1].max(),
+    plain_gradient_monotone=bool(np.all(np.diff(plain.mean(axis=1)) > 0)),
+)
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+for kind, colour in [("plain", "tab:red"), ("residual", "tab:blue")]:
+    values = np.array(norms[kind])
+    ax.plot(layers, values.mean(axis=1), marker="o", color=colour, label=kind)
+    for seed_values in values.T:  # each initialisation, faint
+        ax.scatter(layers, seed_values, color=colour, alpha=0.3, s=12)
+ax.set_xscale("log", base=2)
+ax.set_yscale("log")
+ax.set_xticks(layers, [str(n) for n in layers])
+ax.set(
+    xlabel="layers in the stack",
+    ylabel="gradient length at the first layer",
+)
+ax.legend(title="stack")
+save_figure(fig, "gradients")
+
+# %% [markdown]
+# ## Training a 34-layer stack, with and without shortcuts
+#
+# The loop of `book.train` (Adam, the protocol's learning rate and batch
+# size), keeping every mini-batch's loss and the length of the gradient at
+# the first layer.
+
+
+# %%
+# --8<-- [start:training]
+def train_steps(net, data, num_steps, seed):
+    """Mini-batch Adam as in book.train, for num_steps mini-batches; returns
+    each step's training loss and first-layer gradient length."""
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=PROTOCOL["lr"])
+    first = net.features[0][0]  # the stem's convolution
+    losses, gradients = [], []
+    net.train()
+    while len(losses) < num_steps:
+        order = torch.randperm(len(data.X_train), generator=generator)
+        for batch in order.split(PROTOCOL["batch_size"]):
+            X, y = data.X_train[batch], data.y_train[batch]
+            loss = F.cross_entropy(net(X), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            gradients.append(first.weight.grad.norm().item())
+            if len(losses) == num_steps:
+                break
+    return np.array(losses), np.array(gradients)
+
+
+num_blocks, num_steps = 16, 80  # 34 layers, about two epochs
+runs = {"plain": [], "residual": []}
+for kind, shortcut in [("plain", None), ("residual", "projection")]:
+    for seed in PROTOCOL["seeds"]:
+        torch.manual_seed(seed)
+        net = deep_stack(num_blocks, shortcut)
+        runs[kind].append(train_steps(net, data, num_steps, seed))
+last = 20  # the loss at the end: the mean of the last 20 mini-batches
+for kind, kind_runs in runs.items():
+    final = [round(losses[-last:].mean(), 2) for losses, _ in kind_runs]
+    print(kind, "final training loss", final)
+# --8<-- [end:training]
+plain_loss, residual_loss = (
+    np.array([losses[-last:].mean() for losses, _ in runs[kind]])
+    for kind in ("plain", "residual")
+)
+record(
+    stack_layers=2 * num_blocks + 2,
+    stack_steps=num_steps,
+    stack_last_steps=last,
+    plain_final_loss=plain_loss.mean(),
+    plain_final_loss_std=plain_loss.std(),
+    residual_final_loss=residual_loss.mean(),
+    residual_final_loss_std=residual_loss.std(),
+    worst_residual_loss=residual_loss.max(),
+    best_plain_loss=plain_loss.min(),
+    chance_loss=np.log(10),
+    stack_parameters=count_parameters(net),
+    stack_parameters_plain=count_parameters(deep_stack(num_blocks, None)),
+)
+
+# %%
+# When does the plain stack's first-layer gradient (mean of the seeds) fall
+# below the residual stack's, and how often is it below from then on?
+plain_mean, residual_mean = (
+    np.array([gradients for _, gradients in runs[kind]]).mean(axis=0)
+    for kind in ("plain", "residual")
+)
+below = plain_mean < residual_mean
+crossing = int(np.argmax(below))  # the first mini-batch where it is below
+record(
+    first_step_gradient_ratio=plain_mean[0] / residual_mean[0],
+    gradient_crossing_step=crossing + 1,
+    gradient_below_share_after=below[crossing:].mean(),
+)
+
+# %%
+fig, (loss_ax, gradient_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+steps = np.arange(1, num_steps + 1)
+for kind, colour in [("plain", "tab:red"), ("residual", "tab:blue")]:
+    losses = np.array([r[0] for r in runs[kind]])
+    gradients = np.array([r[1] for r in runs[kind]])
+    for run in losses:
+        loss_ax.plot(steps, run, color=colour, alpha=0.25, lw=0.8)
+    loss_ax.plot(steps, losses.mean(axis=0), color=colour, lw=2, label=kind)
+    gradient_ax.plot(steps, gradients.mean(axis=0), color=colour, label=kind)
+loss_ax.axhline(np.log(10), color="0.3", ls=":", label="chance (ln 10)")
+loss_ax.set(xlabel="mini-batch", ylabel="training loss (cross-entropy)")
+loss_ax.legend()
+gradient_ax.set_yscale("log")
+gradient_ax.set(
+    xlabel="mini-batch", ylabel="gradient length at the first layer"
+)
+gradient_ax.legend()
+fig.tight_layout()
+save_figure(fig, "training")

@@ -1,0 +1,110 @@
+# %% [markdown]
+# # Chapter 9, part 3: VGG on the shifted digits
+#
+# The scaled-down VGG (configuration A), trained from three seeds under the
+# book's protocol twice: as its paper built it, without normalisation, and
+# with batch normalisation after every convolution. We keep every seed's
+# history to see when each run starts to learn.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from architectures_ops import layer_costs, standardise, vgg_mini
+from book import (
+    PROTOCOL,
+    count_parameters,
+    load_dataset,
+    record,
+    save_figure,
+    setup,
+    train,
+)
+
+setup()
+
+# %%
+data = standardise(load_dataset("shifted_digits"))
+
+
+# %%
+# --8<-- [start:trials]
+def seed_runs(make_net):
+    """Each seed's run under book.PROTOCOL, trained as run_trials does."""
+    settings = {k: v for k, v in PROTOCOL.items() if k != "seeds"}
+    runs = []
+    for seed in PROTOCOL["seeds"]:
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        history = train(make_net(), data, seed=seed, **settings)
+        history["seconds"] = time.perf_counter() - start
+        runs.append(history)
+    return runs
+
+
+runs = {
+    "as published": seed_runs(lambda: vgg_mini(batch_norm=False)),
+    "with batch normalisation": seed_runs(lambda: vgg_mini(batch_norm=True)),
+}
+for name, runs_ in runs.items():
+    final = [history["test_accuracy"][-1] for history in runs_]
+    print(f"{name}: {np.mean(final):.3f} ± {np.std(final):.3f}")
+# --8<-- [end:trials]
+
+
+# %%
+CHANCE_MARGIN = 0.01
+
+
+def at_chance(history):
+    """Epochs whose mean training loss is within CHANCE_MARGIN of ln 10,
+    the loss of a uniform guess over ten classes."""
+    chance = np.log(10) - CHANCE_MARGIN
+    return sum(loss > chance for loss in history["train_loss"])
+
+
+for key, name, batch_norm in [
+    ("vgg_plain", "as published", False),
+    ("vgg", "with batch normalisation", True),
+]:
+    final = [history["test_accuracy"][-1] for history in runs[name]]
+    stalled = [at_chance(history) for history in runs[name]]
+    record(
+        **{
+            f"row_{key}_mean": np.mean(final),
+            f"row_{key}_std": np.std(final),
+            f"row_{key}_worst": min(final),
+            f"row_{key}_best": max(final),
+            f"row_{key}_parameters": count_parameters(vgg_mini(batch_norm)),
+            f"row_{key}_seconds": np.mean([h["seconds"] for h in runs[name]]),
+            f"{key}_fewest_epochs_at_chance": min(stalled),
+            f"{key}_most_epochs_at_chance": max(stalled),
+            f"{key}_runs_never_learning": sum(
+                s == PROTOCOL["num_epochs"] for s in stalled
+            ),
+        }
+    )
+record(
+    row_vgg_multiply_adds=sum(
+        row.multiply_adds for row in layer_costs(vgg_mini(), (1, 24, 24))
+    ),
+    num_epochs=PROTOCOL["num_epochs"],
+    chance_margin=CHANCE_MARGIN,
+)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+epochs = np.arange(1, PROTOCOL["num_epochs"] + 1)
+for ax, (name, runs_) in zip(axes, runs.items()):
+    for seed, history in zip(PROTOCOL["seeds"], runs_):
+        ax.plot(
+            epochs, history["test_accuracy"], marker=".", label=f"seed {seed}"
+        )
+    ax.axhline(0.1, color="0.5", ls=":", label="chance")
+    ax.set(title=f"VGG, {name}", xlabel="epoch", ylim=(0, 1))
+axes[0].set_ylabel("test accuracy")
+axes[1].legend(loc="upper left", fontsize=9)
+save_figure(fig, "vgg_runs")
