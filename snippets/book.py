@@ -4,6 +4,7 @@ Each function names the chapter that introduces it. Snippets import this module;
 a downloaded notebook carries its own copy, so it runs anywhere.
 """
 
+import copy
 import json
 import os
 import random
@@ -597,3 +598,175 @@ def extent(mask):
 
 
 # --8<-- [end:input-gradient]
+
+
+# --8<-- [start:splits]
+@dataclass
+class ThreeWaySplit(Split):
+    """Chapter 7. A Split with a validation part, for making choices."""
+
+    X_val: torch.Tensor  # for choices: epochs, learning rate, augmentation
+    y_val: torch.Tensor
+
+
+def load_splits(name="digits", val_size=0.2, seed=0):
+    """Chapter 7. load_dataset's split with a validation part cut from the
+    training part; the test part is load_dataset's, unchanged.
+
+    The validation digits are chosen among the original 8 × 8 digits, so
+    that no copy of one (shifted_digits places every training digit twice)
+    stays in the training part.
+    """
+    if not 0 < val_size < 1:
+        raise ValueError(f"val_size must be between 0 and 1, got {val_size}")
+    data = load_dataset(name, seed=seed)
+    y = load_dataset("digits", seed=seed).y_train  # one label per digit
+    n = len(y)
+    _, val = train_test_split(
+        np.arange(n), test_size=val_size, stratify=y, random_state=seed
+    )
+    held_out = torch.zeros(n, dtype=torch.bool)
+    held_out[val] = True
+    rows = torch.arange(len(data.y_train))
+    train_rows = rows[~held_out[rows % n]]  # copy k of digit i is row k n + i
+    val_rows = torch.from_numpy(np.sort(val))  # one copy of each
+    return ThreeWaySplit(
+        data.X_train[train_rows],
+        data.y_train[train_rows],
+        data.X_test,
+        data.y_test,
+        data.X_train[val_rows],
+        data.y_train[val_rows],
+    )
+
+
+# --8<-- [end:splits]
+
+
+# --8<-- [start:shift]
+def random_shift(X, max_shift=3, generator=None):
+    """Chapter 7. Each (C, H, W) image of X moved by its own random offset
+    of up to max_shift pixels in each direction; zeros fill the gap.
+
+    Pads every image by max_shift on each side, then cuts an H × W window
+    at a random position out of it.
+    """
+    if X.dim() != 4:
+        raise ValueError(f"expected (N, C, H, W) images, got {tuple(X.shape)}")
+    if not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(
+            f"max_shift must be a non-negative integer, got {max_shift!r}"
+        )
+    N, C, H, W = X.shape
+    padded = F.pad(X, [max_shift] * 4)  # (N, C, H + 2 s, W + 2 s)
+    top, left = torch.randint(
+        0, 2 * max_shift + 1, (2, N, 1), generator=generator
+    )
+    rows = (top + torch.arange(H))[:, :, None]  # (N, H, 1)
+    cols = (left + torch.arange(W))[:, None, :]  # (N, 1, W)
+    n = torch.arange(N)[:, None, None]
+    windows = padded.permute(0, 2, 3, 1)[n, rows, cols]  # (N, H, W, C)
+    return windows.permute(0, 3, 1, 2)
+
+
+# --8<-- [end:shift]
+
+
+# --8<-- [start:fit]
+def evaluate(net, X, y):
+    """Chapter 7. Mean cross-entropy loss and accuracy of net on X."""
+    net.eval()
+    with torch.no_grad():
+        logits = net(X)
+    loss = F.cross_entropy(logits, y).item()
+    return loss, (logits.argmax(dim=1) == y).float().mean().item()
+
+
+def fit(
+    net,
+    data,
+    num_epochs=20,
+    lr=0.003,
+    batch_size=64,
+    seed=0,
+    augment=None,
+    on_epoch=None,
+):
+    """Chapter 7. Chapter 1's training loop, watched on a validation set.
+
+    augment(X, generator) changes each training mini-batch; on_epoch(net)
+    runs after each epoch. The test set is never looked at. At the end net
+    holds the weights of the epoch with the lowest validation loss.
+    Returns the loss and accuracy per epoch on the training mini-batches
+    (as they were seen, while the weights moved) and on the validation set,
+    and the best epoch (counted from 0).
+    """
+    if not hasattr(data, "X_val"):
+        raise ValueError(
+            f"fit needs a validation set, and this {type(data).__name__} has "
+            f"none: load the data with load_splits"
+        )
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be at least 1, got {num_epochs}")
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    keys = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+    history = {key: [] for key in keys}
+    best_loss, n = float("inf"), len(data.X_train)
+    for epoch in range(num_epochs):
+        net.train()
+        order = torch.randperm(n, generator=generator)
+        total_loss = correct = 0.0
+        for start in range(0, n, batch_size):
+            batch = order[start : start + batch_size]
+            X, y = data.X_train[batch], data.y_train[batch]
+            if augment is not None:
+                X = augment(X, generator=generator)
+            logits = net(X)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(batch)
+            correct += (logits.argmax(dim=1) == y).sum().item()
+        history["train_loss"].append(total_loss / n)
+        history["train_accuracy"].append(correct / n)
+        val_loss, val_accuracy = evaluate(net, data.X_val, data.y_val)
+        history["val_loss"].append(val_loss)
+        history["val_accuracy"].append(val_accuracy)
+        if val_loss < best_loss:  # keep a copy of the best weights so far
+            best_loss, best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(net.state_dict())
+        if on_epoch is not None:
+            on_epoch(net)
+    net.load_state_dict(best_state)
+    history["best_epoch"] = best_epoch
+    return history
+
+
+# --8<-- [end:fit]
+
+
+# --8<-- [start:fit-trials]
+def fit_trials(make_net, data, seeds=(0, 1, 2), **settings):
+    """Chapter 7. fit a fresh make_net() per seed, with the same settings.
+
+    Returns each seed's validation accuracy at its best epoch, their mean
+    and standard deviation, and the trained nets and their histories.
+    """
+    nets, histories = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)  # the initial weights
+        nets.append(make_net())
+        histories.append(fit(nets[-1], data, seed=seed, **settings))
+    scores = [h["val_accuracy"][h["best_epoch"]] for h in histories]
+    return {
+        "val_accuracies": scores,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores)),
+        "nets": nets,
+        "histories": histories,
+    }
+
+
+# --8<-- [end:fit-trials]

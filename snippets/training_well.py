@@ -1,0 +1,262 @@
+# %% [markdown]
+# # Chapter 7, part 1: three sets, augmentation, one look at the test set
+#
+# Chapter 4's CNN on the shifted digits, with only 50 training images per
+# class. We cut a validation set out of the training part, watch training on
+# it, compare training with and without random shifts, choose on validation,
+# and only then look at the test set, once. Finally we measure what choosing
+# on the test set would have done to the reported accuracy.
+
+# %%
+from functools import partial
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+from book import (
+    SmallCNN,
+    evaluate,
+    fit_trials,
+    load_splits,
+    random_shift,
+    record,
+    save_figure,
+    setup,
+    show_images,
+)
+from training_well_ops import per_class_subset, selection_gap
+
+setup()
+
+# %% [markdown]
+# ## Train, validation and test
+
+# %%
+# --8<-- [start:split]
+full = load_splits("shifted_digits")  # validation: 20 % of the digits
+data = per_class_subset(full, per_class=50)  # labels are scarce
+for part in ("train", "val", "test"):
+    print(part, tuple(getattr(data, f"X_{part}").shape))
+# --8<-- [end:split]
+record(
+    num_train_full=len(full.X_train),
+    num_train=len(data.X_train),
+    per_class=len(data.X_train) // 10,
+    num_val=len(data.X_val),
+    num_test=len(data.X_test),
+)
+
+# %% [markdown]
+# ## Augmentation: random shifts
+
+# %%
+# --8<-- [start:shift-examples]
+generator = torch.Generator().manual_seed(0)
+x = data.X_train[:1].expand(7, -1, -1, -1)  # one digit, seven times
+moved = random_shift(x, max_shift=3, generator=generator)
+# --8<-- [end:shift-examples]
+fig = show_images(
+    [x[0], *moved],
+    titles=["original"] + [f"shifted {i}" for i in range(1, 8)],
+    ncols=4,
+    cmap="gray_r",
+    size=1.6,
+    vmin=0,
+    vmax=1,
+)
+for ax in fig.axes:  # a frame: the edge of the 24 × 24 canvas
+    ax.axis("on")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.spines[:].set_visible(True)
+    ax.spines[:].set_color("0.6")
+save_figure(fig, "shifts")
+
+# %% [markdown]
+# ## Training with and without augmentation, three seeds each
+#
+# `peek_at_test` records after every epoch which test images the network gets
+# right. Nothing is chosen with it: it only lets the last section measure what
+# choosing on the test set would have done.
+
+# %%
+# --8<-- [start:peek]
+peeks = {"plain": [], "augmented": []}
+
+
+def peek_at_test(net, into):
+    """Which test images net gets right now: for the demonstration only."""
+    net.eval()
+    with torch.no_grad():
+        into.append((net(data.X_test).argmax(dim=1) == data.y_test).numpy())
+
+
+# --8<-- [end:peek]
+
+
+# %%
+# --8<-- [start:trials]
+def make_net():
+    return SmallCNN(image_size=24)  # chapter 4's network
+
+
+settings = {"num_epochs": 20, "lr": 0.003, "batch_size": 64}
+plain = fit_trials(
+    make_net,
+    data,
+    on_epoch=partial(peek_at_test, into=peeks["plain"]),
+    **settings,
+)
+augmented = fit_trials(
+    make_net,
+    data,
+    augment=partial(random_shift, max_shift=3),
+    on_epoch=partial(peek_at_test, into=peeks["augmented"]),
+    **settings,
+)
+for name, trials in [("plain", plain), ("augmented", augmented)]:
+    print(f"{name}: validation {trials['mean']:.3f} ± {trials['std']:.3f}")
+# --8<-- [end:trials]
+
+
+def last_train_accuracy(trials):
+    return [h["train_accuracy"][-1] for h in trials["histories"]]
+
+
+record(
+    num_epochs=settings["num_epochs"],
+    lr=settings["lr"],
+    max_shift=3,
+    num_seeds=len(plain["nets"]),
+    plain_val_mean=plain["mean"],
+    plain_val_std=plain["std"],
+    plain_val_min=min(plain["val_accuracies"]),
+    plain_val_max=max(plain["val_accuracies"]),
+    augmented_val_mean=augmented["mean"],
+    augmented_val_std=augmented["std"],
+    augmented_val_min=min(augmented["val_accuracies"]),
+    augmented_val_max=max(augmented["val_accuracies"]),
+    plain_train_accuracy=np.mean(last_train_accuracy(plain)),
+    augmented_train_accuracy=np.mean(last_train_accuracy(augmented)),
+    plain_best_epochs=[h["best_epoch"] + 1 for h in plain["histories"]],
+    augmented_best_epochs=[h["best_epoch"] + 1 for h in augmented["histories"]],
+)
+
+# %%
+# The curves, averaged over the three seeds.
+epochs = np.arange(1, settings["num_epochs"] + 1)
+fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+for name, trials, colour in [
+    ("plain", plain, "tab:blue"),
+    ("augmented", augmented, "tab:orange"),
+]:
+    for part, style in [("train", "--"), ("val", "-")]:
+        for key, ax in [("loss", loss_ax), ("accuracy", acc_ax)]:
+            curves = np.array([h[f"{part}_{key}"] for h in trials["histories"]])
+            label = f"{name}, {'training' if part == 'train' else 'validation'}"
+            ax.plot(
+                epochs, curves.mean(axis=0), style, color=colour, label=label
+            )
+loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", ylim=(0, 2.5))
+acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
+loss_ax.legend(fontsize=9)
+mean_val = np.array([h["val_loss"] for h in plain["histories"]]).mean(axis=0)
+record(
+    plain_val_loss_lowest=mean_val.min(),
+    plain_val_loss_last=mean_val[-1],
+    plain_train_loss_last=np.mean(
+        [h["train_loss"][-1] for h in plain["histories"]]
+    ),
+)
+save_figure(fig, "curves")
+
+# %% [markdown]
+# ## Choose on validation, then test once
+
+# %%
+# --8<-- [start:choose]
+candidates = {"plain": plain, "augmented": augmented}
+choice = max(candidates, key=lambda name: candidates[name]["mean"])
+nets = candidates[choice]["nets"]  # one per seed, each at its best epoch
+test_accuracy = [evaluate(net, data.X_test, data.y_test)[1] for net in nets]
+print(f"chosen: {choice}")
+print(
+    f"test accuracy {np.mean(test_accuracy):.3f} ± {np.std(test_accuracy):.3f}"
+)
+# --8<-- [end:choose]
+record(
+    choice=choice,
+    test_mean=np.mean(test_accuracy),
+    test_std=np.std(test_accuracy),
+)
+
+# %%
+# --8<-- [start:confusion]
+net = nets[0].eval()
+with torch.no_grad():
+    predicted = net(data.X_test).argmax(dim=1)
+matrix = confusion_matrix(data.y_test, predicted)  # rows: true labels
+print(matrix)
+# --8<-- [end:confusion]
+errors = matrix - np.diag(np.diag(matrix))
+true_label, wrong_label = np.unravel_index(errors.argmax(), errors.shape)
+recall = np.diag(matrix) / matrix.sum(axis=1)
+record(
+    confusion_errors=errors.sum(),
+    confusion_accuracy=np.trace(matrix) / matrix.sum(),
+    confusion_top_true=true_label,
+    confusion_top_predicted=wrong_label,
+    confusion_top_count=errors.max(),
+    confusion_pairs_with_errors=(errors > 0).sum(),
+    confusion_worst_class=recall.argmin(),
+    confusion_worst_recall=recall.min(),
+)
+
+# %%
+fig, ax = plt.subplots(figsize=(5.2, 4.6))
+ConfusionMatrixDisplay(matrix).plot(ax=ax, cmap="Blues", colorbar=False)
+ax.set(xlabel="predicted label", ylabel="true label")
+save_figure(fig, "confusion")
+
+# %%
+wrong = torch.nonzero(predicted != data.y_test).flatten()[:16]
+fig = show_images(
+    data.X_test[wrong],
+    titles=[f"{data.y_test[i].item()} → {predicted[i].item()}" for i in wrong],
+    cmap="gray_r",
+    size=1.2,
+)
+save_figure(fig, "mistakes")
+
+# %% [markdown]
+# ## What choosing on the test set would have done
+#
+# For each seed, the candidates are the 40 networks of its two runs (plain and
+# augmented) after each of their 20 epochs.
+
+# %%
+# --8<-- [start:selection]
+E = settings["num_epochs"]
+gaps, peeked = [], []
+for seed in range(len(nets)):
+    runs = [peeks[name][seed * E : (seed + 1) * E] for name in peeks]
+    correct = np.concatenate(runs)  # (2 E, N_test): one row per candidate
+    gaps.append(selection_gap(correct))
+    peeked.append(correct.mean(axis=1).max())  # the best test score seen
+print(f"chosen on half the test set, it scores {np.mean(gaps):.3f} higher")
+print(f"there than on the other half (seeds: {np.round(gaps, 3)})")
+# --8<-- [end:selection]
+record(
+    selection_gap_mean=np.mean(gaps),
+    selection_gap_std=np.std(gaps),
+    selection_gap_min=min(gaps),
+    selection_gap_max=max(gaps),
+    peeked_test_mean=np.mean(peeked),
+    # Seeds where validation chose a candidate that is also the test's best.
+    peek_agrees=sum(
+        np.isclose(p, t) for p, t in zip(peeked, test_accuracy, strict=True)
+    ),
+    num_candidates=2 * E,
+)

@@ -1,0 +1,173 @@
+# %% [markdown]
+# # Chapter 7, part 3: initialisation, with and without batch normalisation
+#
+# A plain stack of eight 3 × 3 convolutions, initialised four ways: PyTorch's
+# default, He initialisation, and He scaled too small and too large. We look
+# at the size of each layer's activations and weight gradients before any
+# training, then train each briefly, with and without batch normalisation.
+
+# %%
+from functools import partial
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from book import (
+    count_parameters,
+    fit_trials,
+    load_splits,
+    record,
+    save_figure,
+    setup,
+)
+from training_well_ops import PlainCNN, initialise, layer_statistics
+
+setup()
+
+# %% [markdown]
+# ## Activations and gradients, layer by layer, before training
+
+# %%
+# --8<-- [start:statistics]
+data = load_splits("digits")
+X, y = data.X_train[:256], data.y_train[:256]  # one large mini-batch
+gains = {"PyTorch default": None, "He": 1.0, "He ÷ 4": 0.25, "He × 4": 4.0}
+
+
+def make_net(gain, batch_norm):
+    net = PlainCNN(depth=8, width=16, batch_norm=batch_norm)
+    return net if gain is None else initialise(net, gain)
+
+
+statistics = {}
+for batch_norm in (False, True):
+    for name, gain in gains.items():
+        torch.manual_seed(0)
+        net = make_net(gain, batch_norm)
+        statistics[name, batch_norm] = layer_statistics(net, X, y)
+for name in gains:
+    stds = statistics[name, False]["activation_std"]
+    print(f"{name:16} output std, layer 1: {stds[0]:.2g}, 8: {stds[-1]:.2g}")
+# --8<-- [end:statistics]
+
+# %%
+depth = 8
+record(
+    depth=depth,
+    width=16,
+    parameters=count_parameters(make_net(1.0, False)),
+    parameters_bn=count_parameters(make_net(1.0, True)),
+)
+keys = {
+    "PyTorch default": "default",
+    "He": "he",
+    "He ÷ 4": "small",
+    "He × 4": "large",
+}
+for name, key in keys.items():
+    for batch_norm, suffix in [(False, ""), (True, "_bn")]:
+        stats = statistics[name, batch_norm]
+        acts, grads = stats["activation_std"], stats["gradient_std"]
+        record(
+            **{
+                f"{key}{suffix}_act_first": acts[0],
+                f"{key}{suffix}_act_last": acts[-1],
+                f"{key}{suffix}_act_ratio": acts[-1] / acts[0],
+                f"{key}{suffix}_grad_first": grads[0],
+                f"{key}{suffix}_grad_last": grads[-1],
+                f"{key}{suffix}_grad_ratio": grads[0] / grads[-1],
+                f"{key}{suffix}_acts": acts,
+            }
+        )
+# PyTorch's default weights, measured in units of He's spread.
+torch.manual_seed(0)
+conv = PlainCNN(depth=2).blocks[1][0]
+record(default_gain=conv.weight.std() / (2 / conv.weight[0].numel()) ** 0.5)
+# With batch normalisation the scale cancels: the largest relative
+# difference between He's activations and the scaled ones, over the layers.
+he = np.array(statistics["He", True]["activation_std"])
+record(
+    bn_scale_difference=max(
+        np.abs(np.array(statistics[name, True]["activation_std"]) - he).max()
+        / he.min()
+        for name in ("He ÷ 4", "He × 4")
+    )
+)
+
+# %%
+layers = np.arange(1, depth + 1)
+fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True, sharey="row")
+for col, batch_norm in enumerate((False, True)):
+    for name in gains:
+        stats = statistics[name, batch_norm]
+        axes[0, col].plot(layers, stats["activation_std"], "o-", label=name)
+        axes[1, col].plot(layers, stats["gradient_std"], "o-", label=name)
+    title = "with" if batch_norm else "without"
+    axes[0, col].set_title(f"{title} batch normalisation")
+    axes[1, col].set_xlabel("layer")
+for ax in axes.flat:
+    ax.set_yscale("log")
+axes[0, 0].set_ylabel("std of the layer's output")
+axes[1, 0].set_ylabel("std of the gradient\nof its weights")
+axes[1, 0].legend(
+    loc="upper center", bbox_to_anchor=(1.1, -0.25), ncol=4, fontsize=9
+)
+save_figure(fig, "layers")
+
+# %% [markdown]
+# ## Training each, three seeds
+
+# %%
+# --8<-- [start:trials]
+outcomes = {}
+for batch_norm in (False, True):
+    for name, gain in gains.items():
+        trials = fit_trials(
+            partial(make_net, gain, batch_norm), data, num_epochs=4, lr=0.003
+        )
+        outcomes[name, batch_norm] = trials
+        print(
+            f"batch norm {batch_norm!s:5}  {name:16} validation "
+            f"{trials['mean']:.3f} ± {trials['std']:.3f}"
+        )
+# --8<-- [end:trials]
+for name, key in keys.items():
+    for batch_norm, suffix in [(False, ""), (True, "_bn")]:
+        trials = outcomes[name, batch_norm]
+        first_loss = [h["train_loss"][0] for h in trials["histories"]]
+        record(
+            **{
+                f"{key}{suffix}_val_mean": trials["mean"],
+                f"{key}{suffix}_val_std": trials["std"],
+                f"{key}{suffix}_val_min": min(trials["val_accuracies"]),
+                f"{key}{suffix}_val_max": max(trials["val_accuracies"]),
+                f"{key}{suffix}_first_loss": float(np.mean(first_loss)),
+            }
+        )
+record(num_epochs=4, lr=0.003, num_seeds=3)
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 3.6))
+bar_width = 0.38
+positions = np.arange(len(gains))
+for offset, batch_norm, colour, label in [
+    (-bar_width / 2, False, "tab:red", "without batch normalisation"),
+    (bar_width / 2, True, "tab:blue", "with"),
+]:
+    trials = [outcomes[name, batch_norm] for name in gains]
+    ax.bar(
+        positions + offset,
+        [t["mean"] for t in trials],
+        bar_width,
+        yerr=[t["std"] for t in trials],
+        capsize=4,
+        color=colour,
+        label=label,
+    )
+ax.axhline(0.1, color="0.5", ls=":", label="chance")
+ax.set_xticks(positions, list(gains))
+ax.set(ylabel="validation accuracy", ylim=(0, 1.05))
+ax.set_title("after 4 epochs, mean ± std over 3 seeds", fontsize=10)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=9, ncol=3)
+save_figure(fig, "init_training")

@@ -1,0 +1,184 @@
+# %% [markdown]
+# # Chapter 7, part 2: the learning rate, with and without batch normalisation
+#
+# A sweep of learning rates for chapter 4's CNN, with its batch normalisation
+# and without it, scored on a validation set after a short training; then the
+# learning-rate range test, which gives a suggestion from a single run. The
+# native 8 × 8 digits keep each training run short.
+
+# %%
+from functools import partial
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from book import SmallCNN, fit_trials, load_splits, record, save_figure, setup
+from training_well_ops import lr_range_test, without_batch_norm
+
+setup()
+
+# %% [markdown]
+# ## The sweep
+
+# %%
+# --8<-- [start:sweep]
+data = load_splits("digits")
+lrs = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
+
+
+def make_net(batch_norm=True):
+    net = SmallCNN(image_size=8)
+    return net if batch_norm else without_batch_norm(net)
+
+
+sweep = {}
+for batch_norm in (True, False):
+    for lr in lrs:
+        make = partial(make_net, batch_norm)
+        sweep[batch_norm, lr] = fit_trials(make, data, num_epochs=4, lr=lr)
+for lr in lrs:
+    with_bn, without = sweep[True, lr]["mean"], sweep[False, lr]["mean"]
+    print(
+        f"lr {lr:<6}  validation: {with_bn:.3f} with BN, {without:.3f} without"
+    )
+# --8<-- [end:sweep]
+
+# %%
+means = {
+    bn: np.array([sweep[bn, lr]["mean"] for lr in lrs]) for bn in (True, False)
+}
+stds = {
+    bn: np.array([sweep[bn, lr]["std"] for lr in lrs]) for bn in (True, False)
+}
+best = {bn: lrs[int(np.argmax(means[bn]))] for bn in (True, False)}
+for bn, name in [(True, "bn"), (False, "plain")]:
+    record(
+        **{
+            f"{name}_best_lr": best[bn],
+            f"{name}_best_mean": means[bn].max(),
+            f"{name}_best_std": stds[bn][np.argmax(means[bn])],
+            f"{name}_means": means[bn].tolist(),
+            f"{name}_stds": stds[bn].tolist(),
+            # How many learning rates come within 3 points of the best.
+            f"{name}_good_count": int(
+                (means[bn] >= means[bn].max() - 0.03).sum()
+            ),
+        }
+    )
+# The largest rate up to which batch normalisation leads at every rate, by
+# more than the two spreads added together.
+leads = means[True] - means[False] > stds[True] + stds[False]
+first_miss = next((i for i, lead in enumerate(leads) if not lead), len(lrs))
+record(
+    bn_leads_up_to=lrs[first_miss - 1] if first_miss > 0 else None,
+    bn_lowest_mean=means[True][0],
+    bn_lowest_std=stds[True][0],
+    bn_highest_mean=means[True][-1],
+    bn_highest_std=stds[True][-1],
+    num_lrs=len(lrs),
+    lrs=lrs,
+    lr_lowest=lrs[0],
+    lr_highest=lrs[-1],
+    sweep_epochs=4,
+    num_seeds=3,
+    num_runs=2 * len(lrs) * 3,
+    num_train=len(data.X_train),
+    num_val=len(data.X_val),
+)
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.8))
+for bn, label, colour in [
+    (True, "with batch normalisation", "tab:blue"),
+    (False, "without", "tab:red"),
+]:
+    ax.errorbar(
+        lrs,
+        means[bn],
+        yerr=stds[bn],
+        marker="o",
+        capsize=4,
+        color=colour,
+        label=label,
+    )
+ax.axhline(0.1, color="0.5", ls=":", label="chance")
+ax.set_xscale("log")
+ax.set(
+    xlabel="learning rate (Adam)",
+    ylabel="validation accuracy",
+    title="after 4 epochs, mean ± std over 3 seeds",
+    ylim=(0, 1.02),
+)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=9, ncol=3)
+save_figure(fig, "sweep")
+
+# %% [markdown]
+# ## The range test
+
+# %%
+# --8<-- [start:range-test]
+suggestions = {True: [], False: []}
+runs = {}
+for batch_norm in (True, False):
+    for seed in range(3):
+        torch.manual_seed(seed)
+        net = make_net(batch_norm)
+        lr, loss = lr_range_test(net, data, seed=seed)
+        runs[batch_norm, seed] = lr, loss
+        # A rule of thumb: a tenth of where the loss was lowest.
+        suggestions[batch_norm].append(lr[np.argmin(loss)] / 10)
+    print(
+        f"batch norm {batch_norm!s:5}  suggested lr",
+        np.round(suggestions[batch_norm], 4),
+    )
+# --8<-- [end:range-test]
+
+
+# %%
+def nearest_sweep_mean(bn, lr):
+    """The sweep's mean at its learning rate nearest to lr (in log scale)."""
+    index = np.argmin(np.abs(np.log(lrs) - np.log(lr)))
+    return means[bn][index]
+
+
+for bn, name in [(True, "bn"), (False, "plain")]:
+    suggested = float(np.exp(np.mean(np.log(suggestions[bn]))))
+    record(
+        **{
+            f"{name}_suggested_lr": suggested,
+            f"{name}_suggestions": suggestions[bn],
+            f"{name}_suggested_lowest": min(suggestions[bn]),
+            f"{name}_suggested_highest": max(suggestions[bn]),
+            # How far below the sweep's best is the nearest sweep point?
+            f"{name}_shortfalls": [
+                means[bn].max() - nearest_sweep_mean(bn, lr)
+                for lr in suggestions[bn]
+            ],
+        }
+    )
+steps_per_epoch = -(-len(data.X_train) // 64)  # mini-batches of 64
+sweep_steps = 2 * len(lrs) * 3 * 4 * steps_per_epoch
+range_steps = sum(len(lr) for lr, _ in runs.values())
+record(
+    range_steps_max=100,
+    sweep_steps=sweep_steps,
+    range_steps=range_steps,
+    range_cost_share=range_steps / sweep_steps,
+)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+for ax, bn, title in [
+    (axes[0], True, "with batch normalisation"),
+    (axes[1], False, "without batch normalisation"),
+]:
+    for seed in range(3):
+        lr, loss = runs[bn, seed]
+        (line,) = ax.plot(lr, loss, label=f"seed {seed}")
+        ax.axvline(suggestions[bn][seed], color=line.get_color(), ls=":")
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate, growing at each step", title=title)
+axes[0].set(ylabel="training loss (smoothed)", ylim=(0, 4))
+axes[0].legend(fontsize=9)
+save_figure(fig, "range_test")

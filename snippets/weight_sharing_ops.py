@@ -1,0 +1,207 @@
+"""Chapter 6. Shifts, equivariance, parameter counts and fixed placements.
+
+`shift` moves images; `equivariance_error` and `feature_change` measure
+what a layer does with a shift; `conv_as_matrix` writes a convolution as
+the fully connected layer it is; `layer_parameters` counts the weights of
+the three kinds of layer; `place_at` puts digits at one chosen position.
+Both chapter 6 notebooks import this module.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+# --8<-- [start:shift]
+def shift(X, dy, dx):
+    """Chapter 6. Images (..., H, W) moved dy rows down and dx columns right
+    (negative: up, left). What leaves the frame is lost; zeros come in.
+    """
+    X = torch.as_tensor(X)
+    if X.dim() < 2:
+        raise ValueError(f"expected (..., H, W) images, got {tuple(X.shape)}")
+    H, W = X.shape[-2:]
+    if not all(isinstance(d, int) for d in (dy, dx)):
+        raise ValueError(f"shifts must be integers, got ({dy!r}, {dx!r})")
+    if abs(dy) >= H or abs(dx) >= W:
+        raise ValueError(
+            f"shift ({dy}, {dx}) moves a {H} × {W} image out of its frame"
+        )
+    out = torch.zeros_like(X)
+    out[..., max(dy, 0) : H + min(dy, 0), max(dx, 0) : W + min(dx, 0)] = X[
+        ..., max(-dy, 0) : H + min(-dy, 0), max(-dx, 0) : W + min(-dx, 0)
+    ]
+    return out
+
+
+# --8<-- [end:shift]
+
+
+# --8<-- [start:equivariance-error]
+def equivariance_gap(f, X, dy, dx, stride=1):
+    """Chapter 6. |f(shift(X)) - shift(f(X))|, pixel by pixel.
+
+    f shrinks the image by stride (2 after one 2 × 2 pool), so a shift of
+    the input by (dy, dx) should move the output by (dy, dx) / stride.
+    """
+    if dy % stride or dx % stride:
+        raise ValueError(
+            f"shift ({dy}, {dx}) is not a multiple of the stride {stride}: "
+            f"the output has no matching shift"
+        )
+    with torch.no_grad():
+        moved_first = f(shift(X, dy, dx))
+        moved_after = shift(f(X), dy // stride, dx // stride)
+    return (moved_first - moved_after).abs()
+
+
+def equivariance_error(f, X, dy, dx, stride=1, margin=0):
+    """Chapter 6. The largest gap, away from the borders: margin output
+    pixels on each side are left out."""
+    gap = equivariance_gap(f, X, dy, dx, stride)
+    return inside(gap, margin).max()
+
+
+# --8<-- [end:equivariance-error]
+
+
+def inside(maps, margin):
+    """Chapter 6. Maps (..., H, W) without margin pixels on each side."""
+    H, W = maps.shape[-2:]
+    if margin < 0 or 2 * margin >= min(H, W):
+        raise ValueError(f"margin {margin} leaves nothing of a {H} × {W} map")
+    return maps[..., margin : H - margin, margin : W - margin]
+
+
+def exact_margin(f, X, dy, dx, stride=1):
+    """Chapter 6. The narrowest border band outside which f is exactly
+    equivariant for this shift: the smallest margin with no gap left.
+    """
+    gap = equivariance_gap(f, X, dy, dx, stride)
+    for margin in range((min(gap.shape[-2:]) + 1) // 2):
+        if inside(gap, margin).max() == 0:
+            return margin
+    raise ValueError(
+        f"f is not equivariant for the shift ({dy}, {dx}) at any margin"
+    )
+
+
+# --8<-- [start:feature-change]
+def relative_change(before, after):
+    """Chapter 6. |after - before| / |before| for each of N feature
+    vectors (N, ...), lengths taken over everything but the first axis."""
+    before, after = before.flatten(1), after.flatten(1)
+    return (after - before).norm(dim=1) / before.norm(dim=1)
+
+
+def feature_change(g, X, dy, dx):
+    """Chapter 6. How much a shift changes the vectors g computes from each
+    of the N images X: |g(shift(X)) - g(X)| / |g(X)|."""
+    with torch.no_grad():
+        return relative_change(g(X), g(shift(X, dy, dx)))
+
+
+# --8<-- [end:feature-change]
+
+
+# --8<-- [start:as-matrix]
+def conv_as_matrix(conv, image_size):
+    """Chapter 6. The weight matrix and bias of the fully connected layer
+    that computes conv on (C_in, H, W) images with H = W = image_size.
+
+    Column j is the layer's answer, without its bias, to an image that is 1
+    at pixel j and 0 elsewhere: a linear layer is known by those answers.
+    """
+    if not isinstance(conv, nn.Conv2d):
+        raise ValueError(f"expected an nn.Conv2d, got {type(conv).__name__}")
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise ValueError(
+            f"expected numeric zero padding, got padding={conv.padding!r} "
+            f"and padding_mode={conv.padding_mode!r}"
+        )
+    C, n = conv.in_channels, image_size
+    pixels = torch.eye(C * n * n).reshape(C * n * n, C, n, n)  # one per image
+    settings = conv.stride, conv.padding, conv.dilation, conv.groups
+    with torch.no_grad():  # conv's own arithmetic, without the bias
+        answers = F.conv2d(pixels, conv.weight, None, *settings)
+    W = answers.flatten(1).T  # row: an output unit; column: an input pixel
+    bias = torch.zeros(conv.out_channels) if conv.bias is None else conv.bias
+    return W, bias.detach().repeat_interleave(len(W) // conv.out_channels)
+
+
+# --8<-- [end:as-matrix]
+
+
+# --8<-- [start:parameters]
+LAYER_KINDS = ("dense", "local", "conv")
+
+
+def layer_parameters(kind, C_in, C_out, size, kernel_size=3):
+    """Chapter 6. Weights and biases of a layer from (C_in, size, size) to
+    (C_out, size, size) feature maps ("same" padding, stride 1).
+
+    dense: every output unit sees every input unit, with its own weights;
+    local: each sees only a kernel_size window, still with its own weights;
+    conv: each sees a window, and all positions share one bank of kernels.
+    """
+    if kind not in LAYER_KINDS:
+        raise ValueError(
+            f"unknown layer kind {kind!r}; choose from {LAYER_KINDS}"
+        )
+    inputs, outputs = C_in * size * size, C_out * size * size
+    if kind == "dense":
+        return inputs * outputs + outputs  # a weight per pair, a bias each
+    window = C_in * kernel_size**2
+    if kind == "local":
+        return outputs * window + outputs  # a window of weights per unit
+    return C_out * window + C_out  # one bank of kernels, shared
+
+
+# --8<-- [end:parameters]
+
+
+# --8<-- [start:place-at]
+def place_at(images, row, col, canvas=24, noise=0.1, rng=None):
+    """Chapter 6. Each (H, W) image with its top left corner at (row, col)
+    of a canvas of Gaussian noise, as in chapter 2's shifted digits but at
+    one chosen position. Returns (N, 1, canvas, canvas) in [0, 1].
+    """
+    images = torch.as_tensor(images, dtype=torch.float32)
+    if images.dim() == 4 and images.shape[1] == 1:
+        images = images[:, 0]  # (N, 1, H, W) from load_dataset
+    if images.dim() != 3:
+        raise ValueError(
+            f"expected (N, H, W) or (N, 1, H, W) images, "
+            f"got {tuple(images.shape)}"
+        )
+    N, H, W = images.shape
+    if not (0 <= row <= canvas - H and 0 <= col <= canvas - W):
+        raise ValueError(
+            f"a {H} × {W} image at ({row}, {col}) does not fit on a "
+            f"{canvas} × {canvas} canvas"
+        )
+    rng = rng if rng is not None else np.random.default_rng(0)
+    out = torch.zeros(N, 1, canvas, canvas)
+    out[:, 0, row : row + H, col : col + W] = images
+    out += noise * torch.from_numpy(
+        rng.standard_normal(out.shape, dtype=np.float32)
+    )
+    return out.clamp(0, 1)
+
+
+# --8<-- [end:place-at]
+
+
+def matched_hidden(parameters, inputs, num_classes=10):
+    """Chapter 6. The hidden width h of a one-hidden-layer perceptron
+    (inputs → h → num_classes) whose parameter count is nearest to
+    `parameters`: it has (inputs + 1) h + (h + 1) num_classes of them.
+    """
+    h = round((parameters - num_classes) / (inputs + 1 + num_classes))
+    if h < 1:
+        raise ValueError(
+            f"{parameters} parameters are too few for a hidden layer on "
+            f"{inputs} inputs"
+        )
+    return h

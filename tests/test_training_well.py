@@ -1,0 +1,601 @@
+"""Chapter 7: the splits, the training loop, augmentation, the learning-rate
+tools, initialisation, and every claim the chapter makes about its runs.
+
+Margins: each claim compares means over three seeds; where the prose says one
+setting beats another, the test asks for a lead larger than the two standard
+deviations added, unless it says otherwise.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from training_well_ops import (
+    PlainCNN,
+    initialise,
+    layer_statistics,
+    lr_range_test,
+    per_class_subset,
+    selection_gap,
+    without_batch_norm,
+)
+
+import book
+from book import (
+    SmallCNN,
+    ThreeWaySplit,
+    evaluate,
+    fit,
+    fit_trials,
+    load_dataset,
+    load_splits,
+    random_shift,
+)
+
+
+def tiny_splits(n=60, seed=0):
+    """A small random three-way split, quick to train on."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def part(size):
+        X = torch.rand(size, 1, 8, 8, generator=generator)
+        return X, torch.arange(size) % 10
+
+    return ThreeWaySplit(*part(n), *part(20), *part(30))
+
+
+def tiny_net():
+    torch.manual_seed(0)
+    return SmallCNN(image_size=8, channels=(4, 8))
+
+
+def lead(results, better, worse):
+    """How far the mean of `better` leads that of `worse`, less both spreads
+    (keys NAME_mean and NAME_std)."""
+    return (
+        results[f"{better}_mean"]
+        - results[f"{worse}_mean"]
+        - results[f"{better}_std"]
+        - results[f"{worse}_std"]
+    )
+
+
+# The splits ------------------------------------------------------------------
+
+
+def test_splits_keep_the_test_set_and_partition_the_training_set():
+    splits, plain = load_splits("digits"), load_dataset("digits")
+    assert torch.equal(splits.X_test, plain.X_test)
+    assert torch.equal(splits.y_test, plain.y_test)
+    together = torch.cat([splits.X_train, splits.X_val]).flatten(1)
+    assert len(together) == len(plain.X_train)
+    # The same images, each once: sort both sets of rows and compare.
+    ours = sorted(map(tuple, together.tolist()))
+    theirs = sorted(map(tuple, plain.X_train.flatten(1).tolist()))
+    assert ours == theirs
+    assert len(splits.X_val) == math.ceil(0.2 * len(plain.X_train))  # as sklearn
+
+
+def test_validation_is_stratified():
+    splits = load_splits("digits")
+    shares = np.bincount(splits.y_val) / len(splits.y_val)
+    np.testing.assert_allclose(shares, 0.1, atol=0.01)
+
+
+def test_no_copy_of_a_validation_digit_stays_in_training(monkeypatch):
+    """shifted_digits holds every training digit twice; with a placement that
+    changes nothing, copies are exact and easy to find."""
+
+    def place_unchanged(images, labels, canvas, copies, rng):
+        return np.tile(images, (copies, 1, 1)), np.tile(labels, copies)
+
+    monkeypatch.setattr(book, "place_on_canvas", place_unchanged)
+    shifted, native = load_splits("shifted_digits"), load_splits("digits")
+    assert torch.equal(shifted.X_val, native.X_val)
+    assert torch.equal(shifted.X_train, torch.cat([native.X_train] * 2))
+
+
+def test_shifted_splits_sizes():
+    splits = load_splits("shifted_digits")
+    native = load_splits("digits")
+    assert len(splits.X_train) == 2 * len(native.X_train)
+    assert len(splits.X_val) == len(native.X_val)
+    assert torch.equal(splits.y_val, native.y_val)
+    assert splits.X_train.shape[1:] == (1, 24, 24)
+
+
+@pytest.mark.parametrize("val_size", [0, 1, 1.5, -0.2])
+def test_load_splits_rejects_bad_sizes(val_size):
+    with pytest.raises(ValueError, match=f"val_size .* got {val_size}"):
+        load_splits("digits", val_size=val_size)
+
+
+def test_load_splits_names_an_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        load_splits("mnist")
+
+
+def test_per_class_subset_counts_and_keeps_the_other_parts():
+    splits = load_splits("digits")
+    small = per_class_subset(splits, per_class=7, seed=3)
+    assert np.bincount(small.y_train).tolist() == [7] * 10
+    assert small.X_val is splits.X_val and small.X_test is splits.X_test
+    rows = {tuple(x) for x in splits.X_train.flatten(1).tolist()}
+    assert all(tuple(x) in rows for x in small.X_train.flatten(1).tolist())
+
+
+@pytest.mark.parametrize("per_class", [0, 10_000])
+def test_per_class_subset_rejects_impossible_counts(per_class):
+    with pytest.raises(ValueError, match=f"per_class must be .* got {per_class}"):
+        per_class_subset(load_splits("digits"), per_class)
+
+
+# Random shifts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_shift", [0, 1, 3])
+@pytest.mark.parametrize("shape", [(5, 1, 8, 8), (3, 3, 6, 9)], ids=str)
+def test_random_shift_matches_a_loop_over_windows(max_shift, shape):
+    X = torch.rand(shape)
+    out = random_shift(X, max_shift, torch.Generator().manual_seed(1))
+    # The same draws, then one slice per image of the zero-padded images.
+    generator = torch.Generator().manual_seed(1)
+    top, left = torch.randint(0, 2 * max_shift + 1, (2, len(X), 1), generator=generator)
+    padded = torch.nn.functional.pad(X, [max_shift] * 4)
+    H, W = shape[2:]
+    for n in range(len(X)):
+        t, l_ = top[n].item(), left[n].item()
+        torch.testing.assert_close(out[n], padded[n, :, t : t + H, l_ : l_ + W])
+
+
+def test_random_shift_moves_a_single_pixel_within_range():
+    X = torch.zeros(200, 1, 9, 9)
+    X[:, 0, 4, 4] = 1.0
+    out = random_shift(X, 2, torch.Generator().manual_seed(0))
+    where = torch.nonzero(out[:, 0])  # one pixel per image, never lost
+    assert len(where) == len(X)
+    offsets = where[:, 1:] - 4
+    assert offsets.abs().max() == 2
+    # Every offset from -2 to 2 occurs, in both directions.
+    assert (
+        set(offsets[:, 0].tolist())
+        == set(offsets[:, 1].tolist())
+        == {
+            -2,
+            -1,
+            0,
+            1,
+            2,
+        }
+    )
+
+
+def test_random_shift_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) images, got \(8, 8\)"):
+        random_shift(torch.zeros(8, 8))
+    with pytest.raises(ValueError, match="max_shift .* got -1"):
+        random_shift(torch.zeros(1, 1, 8, 8), -1)
+    with pytest.raises(ValueError, match="max_shift .* got 1.5"):
+        random_shift(torch.zeros(1, 1, 8, 8), 1.5)
+
+
+# The training loop ---------------------------------------------------------------
+
+
+def test_fit_keeps_the_weights_of_the_best_validation_epoch():
+    data, net = tiny_splits(), tiny_net()
+    history = fit(net, data, num_epochs=6, lr=0.05)
+    best = history["best_epoch"]
+    assert history["val_loss"][best] == min(history["val_loss"])
+    loss, accuracy = evaluate(net, data.X_val, data.y_val)
+    assert loss == pytest.approx(history["val_loss"][best], rel=1e-6)
+    assert accuracy == pytest.approx(history["val_accuracy"][best])
+    assert all(len(history[key]) == 6 for key in ("train_loss", "val_accuracy"))
+
+
+def test_fit_never_looks_at_the_test_set():
+    data = tiny_splits()
+    poisoned = ThreeWaySplit(
+        data.X_train,
+        data.y_train,
+        torch.full_like(data.X_test, float("nan")),
+        torch.full_like(data.y_test, -7),
+        data.X_val,
+        data.y_val,
+    )
+    first = fit(tiny_net(), data, num_epochs=3)
+    second = fit(tiny_net(), poisoned, num_epochs=3)
+    assert first == second
+
+
+def test_fit_calls_augment_per_batch_and_on_epoch_per_epoch():
+    data, calls = tiny_splits(n=100), {"augment": 0, "epoch": 0}
+
+    def augment(X, generator):
+        calls["augment"] += 1
+        return random_shift(X, 1, generator)
+
+    def on_epoch(net):
+        calls["epoch"] += 1
+
+    fit(
+        tiny_net(),
+        data,
+        num_epochs=3,
+        batch_size=32,
+        augment=augment,
+        on_epoch=on_epoch,
+    )
+    assert calls == {"augment": 3 * 4, "epoch": 3}  # 100 images: 4 batches
+
+
+def test_fit_is_repeatable():
+    data = tiny_splits()
+    shift = lambda X, generator: random_shift(X, 1, generator)  # noqa: E731
+    runs = [fit(tiny_net(), data, num_epochs=2, augment=shift) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_fit_rejects_data_without_validation_and_no_epochs():
+    with pytest.raises(ValueError, match="validation set.*Split has none"):
+        fit(tiny_net(), load_dataset("digits"))
+    with pytest.raises(ValueError, match="num_epochs must be at least 1, got 0"):
+        fit(tiny_net(), tiny_splits(), num_epochs=0)
+
+
+def test_fit_trials_one_run_per_seed():
+    trials = fit_trials(tiny_net, tiny_splits(), seeds=(0, 1), num_epochs=2)
+    assert len(trials["nets"]) == len(trials["histories"]) == 2
+    assert trials["mean"] == pytest.approx(np.mean(trials["val_accuracies"]))
+
+
+# Choosing on the test set ----------------------------------------------------------
+
+
+def test_selection_gap_is_zero_for_a_single_candidate_on_average():
+    rng = np.random.default_rng(0)
+    correct = rng.random((1, 400)) < 0.9
+    assert abs(selection_gap(correct, num_splits=2000)) < 0.005
+
+
+def test_selection_gap_grows_with_equally_good_candidates():
+    """Forty candidates that are all right 90 % of the time, independently:
+    the one that looks best on half A was lucky there."""
+    rng = np.random.default_rng(0)
+    one = selection_gap(rng.random((1, 400)) < 0.9)
+    forty = selection_gap(rng.random((40, 400)) < 0.9)
+    assert forty > one + 0.03
+
+
+def test_selection_gap_rejects_a_flat_array():
+    with pytest.raises(ValueError, match=r"\(num_candidates, N\).*\(10,\)"):
+        selection_gap(np.ones(10, dtype=bool))
+
+
+# Learning-rate range test -----------------------------------------------------------
+
+
+def test_range_test_grows_the_learning_rate_geometrically():
+    data = tiny_splits(n=100)
+    lrs, losses = lr_range_test(tiny_net(), data, 1e-4, 1e-2, num_steps=10)
+    np.testing.assert_allclose(lrs, np.geomspace(1e-4, 1e-2, 10))
+    assert len(losses) == 10 and np.all(np.isfinite(losses))
+
+
+def test_range_test_stops_once_the_loss_blows_up():
+    data = tiny_splits(n=100)
+    net = without_batch_norm(tiny_net())
+    lrs, losses = lr_range_test(net, data, 1.0, 1e6, num_steps=50)
+    assert len(lrs) == len(losses) < 50
+    assert losses[-1] > 4 * losses.min() or not np.isfinite(losses[-1])
+
+
+def test_range_test_rejects_a_reversed_range():
+    with pytest.raises(ValueError, match="lr_min=0.1, lr_max=0.01"):
+        lr_range_test(tiny_net(), tiny_splits(), 0.1, 0.01)
+
+
+# Networks and initialisation --------------------------------------------------------
+
+
+def test_without_batch_norm_removes_only_batch_norm():
+    net = tiny_net()
+    before = [p.clone() for p in net.parameters()]
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    without_batch_norm(net)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert [m for m in net.modules() if isinstance(m, nn.Conv2d)] == convs
+    remaining = list(net.parameters())
+    assert len(remaining) == len(before) - 2 * 2  # weight and bias per norm
+    assert net(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_plain_cnn_shapes(batch_norm):
+    net = PlainCNN(depth=3, width=5, batch_norm=batch_norm)
+    X = torch.rand(2, 1, 8, 8)
+    assert net(X).shape == (2, 10)
+    assert [tuple(Y.shape) for Y in net.feature_maps(X)] == [(2, 5, 8, 8)] * 3
+    norms = sum(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert norms == (3 if batch_norm else 0)
+
+
+def test_plain_cnn_rejects_zero_depth():
+    with pytest.raises(ValueError, match="got 0 and 16"):
+        PlainCNN(depth=0)
+
+
+@pytest.mark.parametrize("gain", [0.25, 1.0, 4.0])
+def test_initialise_draws_with_the_he_spread_times_gain(gain):
+    torch.manual_seed(0)
+    net = initialise(PlainCNN(depth=2, width=64), gain)
+    conv = net.blocks[1][0]  # 64 × 64 × 3 × 3 weights: a precise estimate
+    expected = gain * math.sqrt(2 / (64 * 9))
+    assert conv.weight.std().item() == pytest.approx(expected, rel=0.02)
+    assert abs(conv.weight.mean().item()) < 0.02 * expected
+    assert all(
+        torch.all(m.bias == 0)
+        for m in net.modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    )
+
+
+@pytest.mark.parametrize("gain", [0, -1.0])
+def test_initialise_rejects_a_non_positive_gain(gain):
+    with pytest.raises(ValueError, match=f"gain must be positive, got {gain}"):
+        initialise(PlainCNN(depth=1), gain)
+
+
+def test_batch_norm_cancels_the_weight_scale():
+    """The chapter's reason why the activations stop depending on the
+    initialisation: the same weights times a gain, once normalised, give the
+    same outputs, up to the epsilon inside the normalisation."""
+    X, y = torch.rand(32, 1, 8, 8), torch.arange(32) % 10
+    stats = []
+    for gain in (0.25, 1.0, 4.0):
+        torch.manual_seed(0)  # the same draws, scaled by gain
+        net = initialise(PlainCNN(depth=4, batch_norm=True), gain)
+        stats.append(layer_statistics(net, X, y)["activation_std"])
+    np.testing.assert_allclose(stats[0], stats[1], rtol=1e-3)
+    np.testing.assert_allclose(stats[2], stats[1], rtol=1e-3)
+    # Without the normalisation, four layers multiply the gain up.
+    plain = []
+    for gain in (1.0, 4.0):
+        torch.manual_seed(0)
+        net = initialise(PlainCNN(depth=4), gain)
+        plain.append(layer_statistics(net, X, y)["activation_std"][-1])
+    assert plain[1] / plain[0] == pytest.approx(4**4, rel=1e-3)
+
+
+def test_layer_statistics_per_block():
+    X, y = torch.rand(16, 1, 8, 8), torch.arange(16) % 10
+    stats = layer_statistics(PlainCNN(depth=5), X, y)
+    assert len(stats["activation_std"]) == len(stats["gradient_std"]) == 5
+    small = layer_statistics(SmallCNN(image_size=8), X, y)  # pools first
+    assert len(small["gradient_std"]) == 3
+
+
+# The chapter's claims: part 1 (shifted digits, 50 per class) ---------------------
+
+
+@pytest.fixture(scope="module")
+def part1(results):
+    return results["training_well"]
+
+
+def test_the_split_sizes(part1):
+    assert part1["num_train"] == 10 * part1["per_class"] == 500
+    assert part1["num_val"] == 270 and part1["num_test"] == 450
+
+
+def test_without_augmentation_the_network_overfits(part1):
+    """The chapter: every training image right, far fewer validation ones."""
+    assert part1["plain_train_accuracy"] > 0.99
+    assert part1["plain_val_mean"] < part1["plain_train_accuracy"] - 0.08
+
+
+def test_validation_loss_levels_off_without_rising(part1):
+    """The chapter: within 20 epochs the mean validation loss does not turn
+    back up (its last value is within 5 % of its lowest)."""
+    assert part1["plain_val_loss_last"] <= 1.05 * part1["plain_val_loss_lowest"]
+    assert part1["plain_train_loss_last"] < 0.1 * part1["plain_val_loss_last"]
+
+
+def test_the_best_epoch_is_the_last_or_nearly(part1):
+    """The chapter: early stopping changes little here; every run's best
+    validation loss comes in its last three epochs."""
+    for epochs in (part1["plain_best_epochs"], part1["augmented_best_epochs"]):
+        assert min(epochs) >= part1["num_epochs"] - 2
+
+
+def test_augmentation_beats_no_augmentation_on_every_seed(part1):
+    assert part1["augmented_val_min"] > part1["plain_val_max"]
+    assert lead(part1, "augmented_val", "plain_val") > 0.02
+
+
+def test_augmentation_narrows_the_gap_to_training(part1):
+    plain_gap = part1["plain_train_accuracy"] - part1["plain_val_mean"]
+    augmented_gap = part1["augmented_train_accuracy"] - part1["augmented_val_mean"]
+    assert augmented_gap < plain_gap / 2
+    assert part1["augmented_train_accuracy"] < part1["plain_train_accuracy"]
+
+
+def test_validation_chooses_augmentation_and_test_agrees(part1):
+    assert part1["choice"] == "augmented"
+    # The test accuracy is close to the validation accuracy it was chosen on.
+    assert abs(part1["test_mean"] - part1["augmented_val_mean"]) < 0.03
+
+
+def test_confusion_matrix_numbers_agree(part1):
+    errors = round((1 - part1["confusion_accuracy"]) * part1["num_test"])
+    assert errors == part1["confusion_errors"]
+    assert part1["confusion_top_true"] != part1["confusion_top_predicted"]
+    # The most frequent mistake is a pattern, not a single slip.
+    assert part1["confusion_top_count"] >= 3
+    assert part1["confusion_worst_recall"] < part1["confusion_accuracy"]
+
+
+def test_choosing_on_the_test_set_flatters_it(part1):
+    """The chapter: a choice made on half the test set scores higher there
+    than on the other half, on average over the seeds; never lower."""
+    assert part1["selection_gap_mean"] > 0.005
+    assert part1["selection_gap_min"] > -0.002
+    assert part1["num_candidates"] == 2 * part1["num_epochs"]
+    assert part1["peeked_test_mean"] >= part1["test_mean"]
+
+
+def test_here_peeking_would_not_have_changed_the_number(part1):
+    """The chapter: for every seed, validation chose a network that is also
+    the best of the candidates on the test set."""
+    assert part1["peek_agrees"] == part1["num_seeds"]
+    assert part1["peeked_test_mean"] == pytest.approx(part1["test_mean"])
+
+
+def test_the_flattery_is_the_size_of_the_seed_spread(part1):
+    assert 0.5 < part1["selection_gap_mean"] / part1["test_std"] < 2
+
+
+# Part 2: the learning rate -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lr(results):
+    return results["training_well_lr"]
+
+
+def test_the_best_learning_rate_is_inside_the_sweep(lr):
+    for name in ("bn", "plain"):
+        assert lr["lr_lowest"] < lr[f"{name}_best_lr"] < lr["lr_highest"]
+
+
+def test_both_ends_of_the_sweep_fail(lr):
+    """The chapter: the lowest rate has not got far in 4 epochs and the
+    highest is unstable, with and without batch normalisation."""
+    for name in ("bn", "plain"):
+        means, best = lr[f"{name}_means"], lr[f"{name}_best_mean"]
+        assert means[0] < best - 0.15
+        assert means[-1] < 0.6
+
+
+def test_the_largest_rate_is_unstable_with_batch_norm(lr):
+    assert lr["bn_highest_mean"] < 0.6
+    assert lr["bn_highest_std"] > 3 * lr["bn_best_std"]
+
+
+def test_batch_norm_wins_at_every_rate_up_to_the_unstable_end(lr):
+    """The chapter quotes bn_leads_up_to: the lead holds at every rate up to
+    it, which is the second largest of the sweep."""
+    assert lr["bn_leads_up_to"] == lr["lrs"][-2]
+    for rate, bn, bn_std, plain, plain_std in zip(
+        lr["lrs"], lr["bn_means"], lr["bn_stds"], lr["plain_means"], lr["plain_stds"]
+    ):
+        if rate <= lr["bn_leads_up_to"]:
+            assert bn - plain > bn_std + plain_std, rate
+    assert lead(lr, "bn_best", "plain_best") > 0.02
+
+
+def test_batch_norm_widens_the_range_of_good_rates(lr):
+    assert lr["bn_good_count"] >= lr["plain_good_count"] + 2
+
+
+def test_range_test_suggests_a_rate_near_the_sweep_s_best(lr):
+    """The chapter: with batch normalisation each seed's suggestion lands
+    within a point of the sweep's best; without it, two of three do."""
+    assert max(lr["bn_shortfalls"]) < 0.01
+    assert sum(s < 0.01 for s in lr["plain_shortfalls"]) == 2
+    # The third: its nearest sweep point is one step below the best.
+    log_lrs = np.log(lr["lrs"])
+    best = lr["lrs"].index(lr["plain_best_lr"])
+    for suggested, shortfall in zip(lr["plain_suggestions"], lr["plain_shortfalls"]):
+        if shortfall >= 0.01:
+            assert np.argmin(np.abs(log_lrs - np.log(suggested))) == best - 1
+    for name in ("bn", "plain"):
+        suggested = lr[f"{name}_suggested_lr"]
+        assert lr[f"{name}_best_lr"] / 4 < suggested < lr[f"{name}_best_lr"] * 4
+
+
+def test_range_test_costs_a_fraction_of_the_sweep(lr):
+    assert lr["range_cost_share"] < 0.25
+
+
+# Part 3: initialisation and batch normalisation --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def init(results):
+    return results["training_well_init"]
+
+
+def test_pytorch_default_is_he_scaled_down(init):
+    """PyTorch's default draws weights with a sixth of He's variance."""
+    assert init["default_gain"] == pytest.approx(1 / math.sqrt(6), rel=0.05)
+
+
+def test_the_activations_vanish_or_explode_with_a_wrong_scale(init):
+    assert init["small_act_ratio"] < 1e-3
+    assert init["large_act_ratio"] > 1e3
+    assert 0.25 < init["he_act_ratio"] < 4  # roughly level
+    assert init["default_act_ratio"] < init["he_act_ratio"]
+
+
+def test_a_gain_multiplies_the_signal_once_per_layer(init):
+    """Seven layers lie between the first output and the eighth; the same
+    draws scaled by 4 or by 1/4, no biases: the ratio scales by 4 ** ±7."""
+    assert init["large_act_ratio"] / init["he_act_ratio"] == pytest.approx(
+        4**7, rel=1e-3
+    )
+    assert init["small_act_ratio"] / init["he_act_ratio"] == pytest.approx(
+        4**-7, rel=1e-3
+    )
+
+
+def test_the_gradients_follow(init):
+    assert init["small_grad_first"] < 1e-5 < init["he_grad_first"]
+    assert init["large_grad_first"] > 1000 * init["he_grad_first"]
+    # PyTorch's default: the first layer's gradient far below the last's.
+    assert init["default_grad_first"] < init["default_grad_last"] / 10
+
+
+def test_without_batch_norm_he_trains_best(init):
+    for other in ("default", "small", "large"):
+        assert lead(init, "he_val", f"{other}_val") > 0.1, other
+    for scaled in ("small", "large"):
+        assert init[f"{scaled}_val_mean"] < 0.5
+    # He × 4's scores start so large that the loss is in the thousands.
+    assert init["large_first_loss"] > 100
+
+
+def test_with_batch_norm_the_scale_no_longer_reaches_the_activations(init):
+    assert init["bn_scale_difference"] < 1e-3
+    for key in ("default", "he", "small", "large"):
+        assert 0.5 < init[f"{key}_bn_act_ratio"] < 2
+
+
+def test_batch_norm_rescues_the_small_and_default_initialisations(init):
+    assert lead(init, "small_bn_val", "small_val") > 0.4
+    assert lead(init, "default_bn_val", "default_val") > 0.2
+    assert lead(init, "large_bn_val", "large_val") > 0
+
+
+def test_with_batch_norm_the_large_initialisation_still_lags(init):
+    for other in ("default", "he", "small"):
+        assert lead(init, f"{other}_bn_val", "large_bn_val") > 0.1, other
+    assert init["large_bn_first_loss"] > 3 * init["he_bn_first_loss"]
+
+
+# The table "What each choice changed" ----------------------------------------------
+
+
+def test_every_row_of_the_table_leads_by_more_than_the_spreads(results):
+    part1, lr, init = (
+        results["training_well"],
+        results["training_well_lr"],
+        results["training_well_init"],
+    )
+    assert lead(part1, "augmented_val", "plain_val") > 0
+    assert lead(lr, "bn_best", "bn_lowest") > 0
+    assert lead(init, "he_val", "default_val") > 0
+    assert lead(lr, "bn_best", "plain_best") > 0
+    assert lead(init, "default_bn_val", "default_val") > 0

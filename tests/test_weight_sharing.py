@@ -1,0 +1,399 @@
+"""Chapter 6: weight sharing and equivariance.
+
+The functions of weight_sharing_ops against PyTorch's layers, their errors,
+and every claim the chapter's prose makes on the numbers its two snippets
+recorded.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from weight_sharing_ops import (
+    conv_as_matrix,
+    equivariance_error,
+    equivariance_gap,
+    exact_margin,
+    feature_change,
+    inside,
+    layer_parameters,
+    matched_hidden,
+    place_at,
+    relative_change,
+    shift,
+)
+
+from book import SmallCNN, count_parameters
+
+PROPERTY = settings(max_examples=40, deadline=None)
+
+
+# shift ---------------------------------------------------------------------
+
+
+def test_shift_moves_pixels_and_fills_zeros():
+    X = torch.arange(1.0, 10.0).reshape(3, 3)
+    expected = torch.tensor([[0.0, 0, 0], [0, 1, 2], [0, 4, 5]])
+    torch.testing.assert_close(shift(X, 1, 1), expected, rtol=0, atol=0)
+    back = torch.tensor([[5.0, 6, 0], [8, 9, 0], [0, 0, 0]])
+    torch.testing.assert_close(shift(X, -1, -1), back, rtol=0, atol=0)
+
+
+@given(st.integers(-5, 5), st.integers(-5, 5))
+@PROPERTY
+def test_shift_agrees_with_roll_where_nothing_wrapped(dy, dx):
+    X = torch.rand(2, 3, 6, 7)
+    rolled = torch.roll(X, (dy, dx), dims=(-2, -1))
+    moved = shift(X, dy, dx)
+    rows = slice(max(dy, 0), 6 + min(dy, 0))
+    cols = slice(max(dx, 0), 7 + min(dx, 0))
+    assert torch.equal(moved[..., rows, cols], rolled[..., rows, cols])
+    assert moved.sum() <= X.sum()  # only zeros come in
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((torch.zeros(5), 1, 0), r"expected \(\.\.\., H, W\) images, got \(5,\)"),
+        ((torch.zeros(4, 4), 4, 0), r"shift \(4, 0\) moves a 4 × 4 image"),
+        ((torch.zeros(4, 4), 0, -6), r"shift \(0, -6\)"),
+        ((torch.zeros(4, 4), 0.5, 0), r"must be integers, got \(0.5, 0\)"),
+    ],
+)
+def test_shift_names_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        shift(*args)
+
+
+# equivariance --------------------------------------------------------------
+
+
+def random_stack(seed, layers, channels=4, padding_mode="zeros"):
+    torch.manual_seed(seed)
+    modules, C = [], 1
+    for _ in range(layers):
+        conv = nn.Conv2d(C, channels, 3, padding=1, padding_mode=padding_mode)
+        modules += [conv, nn.ReLU()]
+        C = channels
+    return nn.Sequential(*modules)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    layers=st.integers(1, 3),
+    dy=st.integers(-4, 4),
+    dx=st.integers(-4, 4),
+)
+@PROPERTY
+def test_conv_relu_stacks_are_exactly_equivariant_inside_the_band(seed, layers, dy, dx):
+    """The chapter: exact to the bit, outside r + max(|dy|, |dx|)."""
+    f = random_stack(seed, layers)
+    X = torch.rand(3, 1, 20, 20, generator=torch.Generator().manual_seed(seed))
+    margin = layers + max(abs(dy), abs(dx))
+    assert equivariance_error(f, X, dy, dx, margin=margin) == 0
+    assert exact_margin(f, X, dy, dx) <= margin
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 1), (2, -3), (-4, 4)])
+def test_circular_padding_and_roll_are_equivariant_everywhere(dy, dx):
+    """Exercise 1's solution: nothing is lost at the borders."""
+    f = random_stack(0, 3, padding_mode="circular")
+    X = torch.rand(2, 1, 16, 16)
+    with torch.no_grad():
+        first = f(torch.roll(X, (dy, dx), dims=(-2, -1)))
+        after = torch.roll(f(X), (dy, dx), dims=(-2, -1))
+    assert torch.equal(first, after)
+
+
+def test_rotating_the_image_is_rotating_the_kernel_the_other_way():
+    """Exercise 2's hint, and its symmetric-kernel case."""
+    X = torch.rand(2, 1, 12, 12)
+    K = torch.randn(1, 1, 3, 3)
+
+    def rot(t, k=1):
+        return torch.rot90(t, k, (-2, -1))
+
+    lhs = F.conv2d(rot(X), K, padding=1)
+    torch.testing.assert_close(lhs, rot(F.conv2d(X, rot(K, -1), padding=1)))
+    assert not torch.allclose(lhs, rot(F.conv2d(X, K, padding=1)), atol=1e-3)
+    blur = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]).reshape(1, 1, 3, 3)
+    torch.testing.assert_close(
+        F.conv2d(rot(X), blur, padding=1), rot(F.conv2d(X, blur, padding=1))
+    )
+
+
+def test_a_2x2_pool_is_equivariant_to_even_shifts_only():
+    def f(X):
+        return F.max_pool2d(X, 2)
+
+    X = torch.rand(4, 3, 16, 16)
+    assert equivariance_error(f, X, 2, -4, stride=2, margin=2) == 0
+    with pytest.raises(ValueError, match=r"\(1, 0\) is not a multiple of the"):
+        equivariance_error(f, X, 1, 0, stride=2)
+
+
+def test_eval_mode_small_cnn_block_1_is_equivariant():
+    torch.manual_seed(0)
+    net = SmallCNN(image_size=24).eval()
+    X = torch.rand(5, 1, 24, 24)
+    assert equivariance_error(net.blocks[0], X, 3, -2, margin=4) == 0
+
+
+def test_gap_inside_and_margin_name_bad_input():
+    with pytest.raises(ValueError, match="margin 3 leaves nothing of a 6 × 6"):
+        inside(torch.zeros(6, 6), 3)
+    with pytest.raises(ValueError, match="margin -1"):
+        inside(torch.zeros(6, 6), -1)
+
+    def moves_by_one(X):
+        return torch.roll(X, 1, dims=-1) + 1.0
+
+    with pytest.raises(ValueError, match="not equivariant for the shift"):
+        exact_margin(moves_by_one, torch.rand(1, 1, 4, 4), 0, 1)
+    gap = equivariance_gap(lambda X: X, torch.rand(1, 1, 5, 5), 1, 1)
+    assert gap.max() == 0  # the identity is equivariant everywhere
+
+
+def test_feature_change_is_zero_for_a_global_max_of_a_shifted_blob():
+    X = torch.zeros(2, 1, 12, 12)
+    X[:, :, 4:6, 4:6] = 1.0
+
+    def g(X):
+        return X.amax(dim=(2, 3))
+
+    assert feature_change(g, X, 2, 3).max() == 0
+    before, after = torch.tensor([[3.0, 4.0]]), torch.tensor([[3.0, 0.0]])
+    torch.testing.assert_close(relative_change(before, after), torch.tensor([0.8]))
+
+
+# conv as a matrix, parameter counts ----------------------------------------
+
+
+@st.composite
+def conv_layers(draw):
+    C_in, C_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    k = draw(st.sampled_from([1, 3, 5]))
+    stride = draw(st.integers(1, 2))
+    bias = draw(st.booleans())
+    torch.manual_seed(draw(st.integers(0, 2**16)))
+    conv = nn.Conv2d(C_in, C_out, k, stride=stride, padding=k // 2, bias=bias)
+    return conv, draw(st.integers(k, 7))
+
+
+@given(conv_layers())
+@PROPERTY
+def test_conv_as_matrix_computes_the_conv(case):
+    conv, n = case
+    W, b = conv_as_matrix(conv, n)
+    X = torch.rand(3, conv.in_channels, n, n)
+    with torch.no_grad():
+        expected = conv(X).flatten(1)
+    assert W.shape == (expected.shape[1], conv.in_channels * n * n)
+    torch.testing.assert_close(F.linear(X.flatten(1), W, b), expected)
+
+
+def test_conv_matrix_entries_are_copies_of_the_kernel():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 1, 3, padding=1)
+    W, _ = conv_as_matrix(conv, 6)
+    taps = 2 + 3 * 4 + 2  # window positions inside a 6-pixel row: 2, 3, ..., 2
+    assert int((W != 0).sum()) == taps**2
+    assert set(W[W != 0].tolist()) == set(conv.weight.flatten().tolist())
+
+
+def test_conv_as_matrix_names_bad_input():
+    with pytest.raises(ValueError, match="expected an nn.Conv2d, got Linear"):
+        conv_as_matrix(nn.Linear(2, 2), 4)
+    with pytest.raises(ValueError, match="padding_mode='circular'"):
+        conv_as_matrix(nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular"), 4)
+
+
+@pytest.mark.parametrize("C_in, C_out, size, k", [(1, 2, 5, 3), (2, 3, 4, 1)])
+def test_layer_parameters_match_pytorch_and_the_matrix(C_in, C_out, size, k):
+    conv = nn.Conv2d(C_in, C_out, k, padding=k // 2)
+    dense = nn.Linear(C_in * size**2, C_out * size**2)
+    assert layer_parameters("conv", C_in, C_out, size, k) == count_parameters(conv)
+    assert layer_parameters("dense", C_in, C_out, size, k) == count_parameters(dense)
+    # local: a weight for each (output unit, window entry) pair, and a bias
+    outputs = C_out * size**2
+    assert layer_parameters("local", C_in, C_out, size, k) == (
+        outputs * C_in * k * k + outputs
+    )
+
+
+def test_layer_parameters_grow_as_the_chapter_says():
+    """Exercise 5: dense grows with size**4, local with size**2, conv not."""
+
+    def count(kind, size):
+        return layer_parameters(kind, 3, 64, size)
+
+    assert count("conv", 24) == count("conv", 224) == 64 * (3 * 9 + 1)
+    assert count("local", 48) == 4 * count("local", 24)
+    assert count("dense", 48) == pytest.approx(16 * count("dense", 24), rel=1e-3)
+    assert count("dense", 224) > 100e9  # hundreds of billions
+
+
+def test_layer_parameters_names_an_unknown_kind():
+    with pytest.raises(ValueError, match="unknown layer kind 'sparse'"):
+        layer_parameters("sparse", 1, 1, 8)
+
+
+# placement and the matched MLP ---------------------------------------------
+
+
+def test_place_at_puts_the_digit_at_the_corner_given():
+    images = torch.ones(2, 1, 8, 8)
+    X = place_at(images, 3, 10, canvas=24, noise=0)
+    assert X.shape == (2, 1, 24, 24)
+    assert X[:, :, 3:11, 10:18].min() == 1 and X.sum() == 2 * 64
+    noisy = place_at(images[:, 0], 0, 0, noise=0.1)
+    assert 0 <= noisy.min() and noisy.max() <= 1 and noisy[:, :, 8:].std() > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((torch.zeros(8, 8), 0, 0), r"got \(8, 8\)"),
+        ((torch.zeros(1, 8, 8), 17, 0), r"8 × 8 image at \(17, 0\) does not fit"),
+        ((torch.zeros(1, 8, 8), 0, -1), r"at \(0, -1\)"),
+    ],
+)
+def test_place_at_names_bad_input(args, message):
+    with pytest.raises(ValueError, match=message):
+        place_at(*args)
+
+
+def test_matched_hidden_gives_the_nearest_parameter_count():
+    h = matched_hidden(24170, 576)
+    mlp = nn.Sequential(nn.Linear(576, h), nn.ReLU(), nn.Linear(h, 10))
+    for other in (h - 1, h + 1):
+        worse = nn.Sequential(nn.Linear(576, other), nn.Linear(other, 10))
+        assert abs(count_parameters(worse) - 24170) >= abs(
+            count_parameters(mlp) - 24170
+        )
+    with pytest.raises(ValueError, match="too few for a hidden layer"):
+        matched_hidden(100, 576)
+
+
+# the claims of part 1 -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def part1(results):
+    return results["weight_sharing"]
+
+
+@pytest.fixture(scope="module")
+def part2(results):
+    return results["weight_sharing_positions"]
+
+
+def test_the_matrix_is_local_and_shared(part1):
+    assert part1["matrix_side"] == 36 and part1["matrix_entries"] == 36 * 36
+    assert part1["matrix_nonzero"] == 16 * 16  # 9 taps, fewer at the borders
+    assert part1["matrix_distinct"] == 9
+    assert part1["matrix_max_difference"] < 1e-6
+
+
+def test_both_constraints_cut_the_count_hard(part1):
+    assert part1["conv_total"] == part1["cnn_parameters"] - 874  # BN + linear
+    assert part1["dense_over_local"] > 10
+    assert part1["local_over_conv"] > 10
+    assert part1["dense_1_over_cnn"] > 100
+    assert part1["dense_over_conv"] == pytest.approx(
+        part1["dense_total"] / part1["conv_total"]
+    )
+
+
+def test_maps_shift_with_the_input_exactly_away_from_borders(part1):
+    """Bit-exact: every interior output is the same arithmetic on the same
+    numbers. (A backend that summed in a position-dependent order would break
+    this and should be reported, not hidden by a tolerance.)"""
+    assert part1["equivariance_inside_max"] == 0
+    assert part1["equivariance_anywhere_min"] > 0.01  # the borders do differ
+    assert part1["band_within_prediction"]
+    assert part1["num_shift_cases"] == 2 * part1["num_shifts"] >= 8
+
+
+def test_stride_is_subsampling_and_a_pixel_shift_gives_the_skipped_columns(part1):
+    assert part1["stride_is_subsampling"]
+    assert part1["stride_odd_is_skipped"]
+    assert part1["stride_even_error"] == 0
+
+
+def test_each_block_is_exactly_equivariant_on_its_grid(part1):
+    for depth in (1, 2, 3):
+        size = part1[f"pooled_size_{depth}"]
+        assert size == 48 // 2 ** (depth - 1)
+        assert 2 * part1[f"pooled_margin_{depth}"] < size  # something is left
+        assert part1[f"pooled_anywhere_{depth}"] > 0  # but not at the borders
+    assert not part1["small_canvas_block_3_exact"]
+
+
+def test_global_max_pool_invariance_zeros_fall_on_the_grid(part1):
+    assert part1["block_1_change_max"] == 0
+    assert part1["block_2_change_even_max"] == 0
+    assert part1["block_3_change_grid_max"] == 0
+    assert part1["strided_change_grid_max"] == 0
+    # off the grid: far from zero compared with the spread between seeds
+    spread = part1["change_std_max"]
+    assert spread < 0.02  # "small"
+    for key in ("block_2_change_odd_min", "block_3_change_off_min"):
+        assert part1[key] > 0.05 > 3 * spread
+    assert part1["strided_change_off_min"] > 0.05
+
+
+def test_the_strided_twin_changes_more_off_the_grid(part1):
+    assert part1["strided_minus_pool_min"] > 3 * part1["change_std_max"]
+    assert part1["strided_change_off_mean"] > part1["block_3_change_off_mean"]
+
+
+def test_on_the_small_canvas_even_grid_shifts_change_the_features(part1):
+    assert part1["small_canvas_change_min"] > 0.02
+
+
+# the claims of part 2 -------------------------------------------------------
+
+
+def test_the_two_networks_have_about_the_same_size(part2):
+    assert part2["cnn_parameters"] == 24170
+    assert part2["mlp_parameters"] == pytest.approx(part2["cnn_parameters"], rel=0.01)
+
+
+def test_both_learn_the_task_at_the_training_position(part2):
+    for key in ("mlp", "cnn"):
+        assert part2[f"{key}_same_mean"] > 0.85
+        assert min(part2[f"{key}_best_epoch_by_seed"]) > 0.9
+    # one CNN run ended its last epoch well below its best epoch
+    assert part2["cnn_worst_seed_best_epoch"] - part2["cnn_same_worst"] > 0.1
+
+
+def test_the_mlp_knows_its_digits_at_one_place_only(part2):
+    assert part2["mlp_one_pixel"] < part2["mlp_same_mean"] - 0.3
+    assert part2["mlp_two_or_more_max"] < 0.25  # near chance, 0.10
+    assert part2["mlp_anywhere_mean"] < 0.15
+
+
+def test_the_cnn_carries_its_digits_along_its_grid(part2):
+    # on the grid: within a few points of the training position, every seed
+    assert part2["cnn_grid_below_same_max"] < 0.06
+    # off the grid: lower, in every seed, by far more than rounding
+    assert part2["cnn_grid_lead_min"] > 0.1
+    assert part2["cnn_off_grid_mean"] > 0.25  # but far above chance
+    # anywhere: every CNN run beats the best MLP run
+    assert part2["cnn_anywhere_worst"] > part2["mlp_anywhere_best"] + 0.05
+
+
+def test_training_at_every_position_does_better_than_at_one(results, part2):
+    """Chapter 4's CNN, trained on digits everywhere, against this one."""
+    everywhere = results["layers_cnn"]["row_cnn_shifted_mean"]
+    assert everywhere > part2["cnn_anywhere_mean"] + 0.3
+
+
+def test_the_evidence_used_the_books_protocol(part2):
+    assert part2["num_seeds"] == 3 and part2["num_epochs"] == 15
+    assert part2["num_train"] == 1347 and part2["num_test"] == 450
+    assert np.array_equal(part2["moves"], np.arange(-8, 9))

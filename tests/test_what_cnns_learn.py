@@ -1,0 +1,477 @@
+"""Chapter 8: looking inside a trained CNN.
+
+The functions of what_cnns_learn_ops.py against references and known cases,
+then the chapter's claims on the numbers both snippets recorded: part 1 for
+the protocol's first seed, part 2 for the other two.
+"""
+
+import pytest
+import torch
+from torch import nn
+from what_cnns_learn_ops import (
+    BLOCK_ENDS,
+    CNN_LAYERS,
+    bounding_boxes,
+    channel_score,
+    class_score,
+    class_selectivity,
+    clean_test_digits,
+    crop,
+    field_box,
+    kernel_energy_shares,
+    mask_background_like,
+    maximise_activation,
+    occlusion_map,
+    saliency,
+    share_inside,
+    top_label_share,
+    top_patches,
+    total_variation,
+    true_class_scores,
+    weight_cosines,
+)
+
+from book import SOBEL_X, SmallCNN, load_dataset
+
+# The clean digits ------------------------------------------------------------
+
+
+def test_clean_digits_are_the_shifted_test_digits_without_noise():
+    data = load_dataset("shifted_digits")
+    assert torch.equal(clean_test_digits(noise=0.1), data.X_test)
+    clean = clean_test_digits()
+    assert clean.shape == data.X_test.shape
+    ink = clean > 0
+    # Noise is only added (then clipped): off the ink, the clean image is 0.
+    assert torch.all(clean[~ink] == 0)
+    assert 0.05 < ink.float().mean() < 0.4
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bounding_boxes_match_a_loop(seed):
+    generator = torch.Generator().manual_seed(seed)
+    ink = torch.rand(6, 9, 11, generator=generator) > 0.93
+    ink[:, 4, 5] = True  # no image without ink
+    boxes = bounding_boxes(ink)
+    for mask, box in zip(ink, boxes):
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        expected = torch.zeros_like(mask)
+        expected[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] = 1
+        assert torch.equal(box, expected)
+
+
+def test_bounding_boxes_reject_bad_masks():
+    with pytest.raises(ValueError, match=r"\(N, H, W\) masks, got \(4, 4\)"):
+        bounding_boxes(torch.ones(4, 4, dtype=torch.bool))
+    ink = torch.ones(3, 4, 4, dtype=torch.bool)
+    ink[1] = False
+    with pytest.raises(ValueError, match="image 1 has no ink"):
+        bounding_boxes(ink)
+
+
+# Kernels -----------------------------------------------------------------------
+
+
+def test_energy_shares_of_known_kernels():
+    laplacian = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]])
+    K = torch.stack([torch.ones(3, 3), SOBEL_X, SOBEL_X.T, laplacian])
+    shares = kernel_energy_shares(K[:, None])
+    expected = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
+    torch.testing.assert_close(shares, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_energy_shares_add_up_and_match_dimensions_on_random_kernels(k):
+    """The parts are orthogonal, so the shares add up to 1; for Gaussian
+    kernels each share's mean is its part's dimension over k * k."""
+    K = torch.randn(20000, k, k, generator=torch.Generator().manual_seed(0))
+    shares = kernel_energy_shares(K)
+    torch.testing.assert_close(shares.sum(dim=1), torch.ones(len(K)))
+    odd = (k * k - 1) / 2  # pairs of opposite cells
+    expected = torch.tensor([1, odd, odd]) / (k * k)
+    torch.testing.assert_close(shares.mean(dim=0), expected, atol=0.01, rtol=0)
+
+
+def test_energy_shares_reject_bad_kernels():
+    with pytest.raises(ValueError, match=r"got shape \(2, 3, 4\)"):
+        kernel_energy_shares(torch.ones(2, 3, 4))
+    with pytest.raises(ValueError, match=r"got shape \(2, 2, 3, 3\)"):
+        kernel_energy_shares(torch.ones(2, 2, 3, 3))
+    with pytest.raises(ValueError, match="all zeros"):
+        kernel_energy_shares(torch.zeros(1, 3, 3))
+
+
+def test_weight_cosines_of_a_network_with_itself_are_one():
+    net = SmallCNN()
+    assert weight_cosines(net, net) == pytest.approx([1.0, 1.0, 1.0])
+
+
+# Units and depth -----------------------------------------------------------------
+
+
+def test_class_selectivity_of_known_units():
+    y = torch.arange(10).repeat(5)  # 50 images, 5 per class
+    only_sevens = (y == 7).float()
+    same_for_all = torch.ones(50)
+    half = torch.where(y == 3, 2.0, 1.0)  # twice as strong for one class
+    responses = torch.stack([only_sevens, same_for_all, half], dim=1)
+    torch.testing.assert_close(
+        class_selectivity(responses, y), torch.tensor([1.0, 0.0, 1 / 3])
+    )
+
+
+def test_class_selectivity_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(5,\) and 5 labels"):
+        class_selectivity(torch.ones(5), torch.zeros(5, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\(5, 2\) and 4 labels"):
+        class_selectivity(torch.ones(5, 2), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=">= 0"):
+        class_selectivity(-torch.ones(3, 2), torch.zeros(3, dtype=torch.long))
+
+
+def test_top_label_share_counts_the_commonest_label():
+    y = torch.tensor([0, 0, 1, 2, 0, 1])
+    responses = torch.tensor([6.0, 5, 4, 3, 2, 1])[:, None]  # top 3: 0, 0, 1
+    assert top_label_share(responses, y, k=3).tolist() == pytest.approx([2 / 3])
+
+
+def test_field_box_of_the_chapter_4_network():
+    # Chapter 4 measured the centre unit (3, 3) of block 3: 18 pixels from 5.
+    assert field_box(CNN_LAYERS, 3, 3) == (5, 5, 18)
+    assert field_box(CNN_LAYERS[:1], 0, 0) == (-1, -1, 3)
+    assert field_box(CNN_LAYERS[:3], 2, 5) == (1, 7, 8)
+    with pytest.raises(ValueError, match="no layers"):
+        field_box([], 0, 0)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_unit_sees_exactly_its_field_box(depth):
+    """Changing pixels outside the box leaves the unit as it was; every
+    pixel inside the box (and on the canvas) moves it for some input."""
+    torch.manual_seed(depth)
+    net = SmallCNN().eval()
+    size = 24 >> (depth - 1)
+    for row, col in [(0, 0), (size // 2, size // 3), (size - 1, size - 2)]:
+        top, left, side = field_box(CNN_LAYERS[: BLOCK_ENDS[depth - 1]], row, col)
+        inside = torch.zeros(24, 24, dtype=torch.bool)
+        inside[max(top, 0) : top + side, max(left, 0) : left + side] = True
+
+        def unit(X, depth=depth, row=row, col=col):
+            return net.feature_maps(X)[depth - 1][:, :, row, col].sum(dim=1)
+
+        X = torch.rand(64, 1, 24, 24, requires_grad=True)
+        (gradient,) = torch.autograd.grad(unit(X).sum(), X)
+        reached = (gradient[:, 0] != 0).any(dim=0)
+        assert torch.equal(reached, inside), (depth, row, col)
+        with torch.no_grad():
+            changed = torch.where(inside, X, torch.rand(64, 1, 24, 24))
+            torch.testing.assert_close(unit(changed), unit(X), rtol=0, atol=0)
+
+
+def test_crop_pads_with_zeros_past_the_border():
+    image = torch.arange(1.0, 26.0).reshape(5, 5)
+    torch.testing.assert_close(crop(image, 1, 2, 3), image[1:4, 2:5])
+    corner = crop(image, -1, -1, 3)
+    torch.testing.assert_close(corner[1:, 1:], image[:2, :2])
+    assert corner[0].abs().sum() == 0 and corner[:, 0].abs().sum() == 0
+    with pytest.raises(ValueError, match=r"\(H, W\) image, got \(1, 5, 5\)"):
+        crop(image[None], 0, 0, 3)
+
+
+def test_top_patches_are_the_strongest_images_cut_at_the_strongest_unit():
+    X = torch.rand(5, 1, 24, 24)
+    maps = torch.zeros(5, 2, 6, 6)
+    maps[3, 1, 2, 4] = 9.0  # image 3: the strongest, at unit (2, 4)
+    maps[0, 1, 5, 0] = 7.0
+    maps[4, 0, 1, 1] = 8.0  # another channel
+    patches, indices = top_patches(X, maps, 1, CNN_LAYERS, k=2)
+    assert indices.tolist() == [3, 0]
+    top, left, size = field_box(CNN_LAYERS, 2, 4)
+    torch.testing.assert_close(patches[0], crop(X[3, 0], top, left, size))
+    assert patches.shape == (2, 18, 18)
+
+
+# Occlusion and saliency ---------------------------------------------------------
+
+
+def test_occlusion_map_matches_a_loop():
+    torch.manual_seed(0)
+    net = SmallCNN(image_size=12).eval()
+    x, label, patch, stride = torch.rand(1, 12, 12), 3, 4, 4
+    found = occlusion_map(net, x, label, patch=patch, stride=stride)
+    total, count = torch.zeros(12, 12), torch.zeros(12, 12)
+    with torch.no_grad():
+        score = net(x[None])[0, label]
+        for row in range(0, 12 - patch + 1, stride):
+            for col in range(0, 12 - patch + 1, stride):
+                covered = x.clone()
+                covered[:, row : row + patch, col : col + patch] = 0
+                fall = score - net(covered[None])[0, label]
+                total[row : row + patch, col : col + patch] += fall
+                count[row : row + patch, col : col + patch] += 1
+    torch.testing.assert_close(found, total / count)
+
+
+def test_occlusion_map_rejects_bad_input():
+    net = SmallCNN(image_size=8)
+    with pytest.raises(ValueError, match=r"one \(C, H, W\) image"):
+        occlusion_map(net, torch.rand(1, 1, 8, 8), 0)
+    with pytest.raises(ValueError, match="patch 9 does not fit a 8 × 8"):
+        occlusion_map(net, torch.rand(1, 8, 8), 0, patch=9)
+
+
+def test_saliency_of_a_linear_model_is_its_weights():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(2 * 5 * 5, 10))
+    X, y = torch.rand(4, 2, 5, 5), torch.tensor([0, 3, 3, 9])
+    W = net[1].weight.detach().reshape(10, 2, 5, 5)
+    expected = W[y].abs().sum(dim=1)
+    torch.testing.assert_close(saliency(net, X, y), expected)
+
+
+def test_saliency_rejects_bad_input():
+    net = SmallCNN(image_size=8)
+    with pytest.raises(ValueError, match=r"\(1, 8, 8\) and 1 labels"):
+        saliency(net, torch.rand(1, 8, 8), torch.tensor([0]))
+    with pytest.raises(ValueError, match=r"\(2, 1, 8, 8\) and 3 labels"):
+        saliency(net, torch.rand(2, 1, 8, 8), torch.tensor([0, 1, 2]))
+
+
+def test_share_inside():
+    maps = torch.tensor([[[1.0, 3.0], [-5.0, 0.0]]])
+    masks = torch.tensor([[[True, False], [True, True]]])
+    # Negative values do not count: 1 of the positive mass 4 lies inside.
+    assert share_inside(maps, masks).tolist() == [0.25]
+    with pytest.raises(ValueError, match=r"maps \(1, 2, 2\) and masks \(2, 2\)"):
+        share_inside(maps, masks[0])
+
+
+def test_background_masks_match_the_ink_count_outside_the_box():
+    clean = clean_test_digits()[:40, 0]
+    ink = clean > 0
+    boxes = bounding_boxes(ink)
+    masks = mask_background_like(ink, boxes, torch.Generator().manual_seed(0))
+    assert torch.equal(masks.sum(dim=(1, 2)), ink.sum(dim=(1, 2)))
+    assert not (masks & boxes).any()
+    crowded = torch.ones(1, 4, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="16 ink pixels but only 0 outside"):
+        mask_background_like(crowded, crowded)
+
+
+def test_true_class_scores():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    X, y = torch.rand(5, 1, 2, 2), torch.tensor([0, 1, 2, 1, 0])
+    logit, probability, correct = true_class_scores(net, X, y)
+    logits = net(X).detach()
+    torch.testing.assert_close(logit, logits[torch.arange(5), y])
+    torch.testing.assert_close(probability, logits.softmax(1)[torch.arange(5), y])
+    assert torch.equal(correct, logits.argmax(1) == y)
+
+
+# Activation maximisation ---------------------------------------------------------
+
+
+def test_total_variation():
+    assert total_variation(torch.ones(2, 1, 5, 5)).tolist() == [0.0, 0.0]
+    checkerboard = (torch.arange(6)[:, None] + torch.arange(6)) % 2
+    tv = total_variation(checkerboard.float()[None, None])
+    assert tv.tolist() == [2.0]  # every step is 1, down and across
+
+
+def test_maximise_activation_finds_the_best_image_of_a_linear_score():
+    """For a linear score the best image in [0, 1] is 1 where the weight is
+    positive and 0 where it is negative."""
+    W = torch.randn(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+
+    def score(X):
+        return (X * W).sum(dim=(1, 2, 3))
+
+    X = maximise_activation(score, (2, 1, 6, 6), steps=200, lr=0.05)
+    torch.testing.assert_close(X, (W > 0).float(), atol=1e-6, rtol=0)
+
+
+def test_regularisers_keep_the_image_smooth():
+    W = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def score(X):
+        return (X * W).sum(dim=(1, 2, 3))
+
+    plain = maximise_activation(score, (1, 1, 8, 8), steps=200)
+    smooth = maximise_activation(score, (1, 1, 8, 8), steps=200, tv_weight=20.0)
+    assert total_variation(smooth) < 0.5 * total_variation(plain)
+    assert 0 <= smooth.min() and smooth.max() <= 1
+
+
+def test_maximise_activation_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\), got \(1, 6, 6\)"):
+        maximise_activation(lambda X: X.sum(), (1, 6, 6))
+    with pytest.raises(ValueError, match=r"shape \(2,\), got \(\)"):
+        maximise_activation(lambda X: X.sum(), (2, 1, 6, 6))
+
+
+def test_scores_are_the_logits_and_the_channel_maxima():
+    torch.manual_seed(0)
+    net = SmallCNN().eval()
+    X = torch.rand(12, 1, 24, 24)
+    with torch.no_grad():
+        logits = net(X)
+        torch.testing.assert_close(
+            class_score(net)(X), logits[torch.arange(12), torch.arange(12) % 10]
+        )
+        channels = torch.arange(12) * 5
+        last = net.feature_maps(X)[-1]
+        expected = last[torch.arange(12), channels].amax(dim=(1, 2))
+        # Before the ReLU: equal where the unit is on, below zero where off.
+        found = channel_score(net, channels)(X)
+        torch.testing.assert_close(found.clamp(min=0), expected)
+
+
+# The chapter's claims, over the protocol's three seeds ----------------------------
+
+
+@pytest.fixture(scope="module")
+def seeds(results):
+    """{seed: the numbers measured on that seed's network}."""
+    first = results["what_cnns_learn"]
+    others = results["what_cnns_learn_seeds"]
+    found = {0: first}
+    for seed in others["other_seeds"]:
+        prefix = f"seed_{seed}_"
+        found[seed] = {
+            key[len(prefix) :]: value
+            for key, value in others.items()
+            if key.startswith(prefix)
+        }
+    return found
+
+
+def test_part_2_measures_what_part_1_recorded(seeds):
+    assert sorted(seeds) == [0, 1, 2]
+    for seed in (1, 2):
+        assert set(seeds[seed]) <= set(seeds[0])
+        assert len(seeds[seed]) > 40
+
+
+def test_every_network_classifies_well(seeds):
+    for found in seeds.values():
+        assert found["test_accuracy"] > 0.9
+
+
+def test_the_first_layer_hardly_moves_and_the_deeper_layers_do(seeds):
+    """The chapter: first-layer kernels stay close to their random start
+    (cosine 0.93 to 0.95 over the seeds), blocks 2 and 3 move far more."""
+    for found in seeds.values():
+        assert found["cosine_block_1"] > 0.85
+        assert found["cosine_block_2"] < found["cosine_block_1"] - 0.15
+        assert found["cosine_block_3"] < found["cosine_block_2"]
+
+
+def test_trained_kernels_split_their_energy_like_random_ones(seeds):
+    """The chapter: most kernels are near zero-mean and about half their
+    energy is odd (edge-like), much as at initialisation. Between seeds the
+    counts move by up to 3 kernels and the shares by up to 0.06."""
+    for found in seeds.values():
+        assert found["trained_mean_share"] < 0.15
+        assert abs(found["trained_odd_share"] - 4 / 9) < 0.12
+        assert abs(found["trained_odd_share"] - found["initial_odd_share"]) < 0.1
+        assert found["trained_flat_kernels"] >= 10  # of 16
+        assert abs(found["trained_flat_kernels"] - found["initial_flat_kernels"]) <= 3
+        assert abs(found["trained_edge_kernels"] - found["initial_edge_kernels"]) <= 3
+
+
+def test_deeper_channels_prefer_one_class(seeds):
+    """The chapter: median class selectivity grows with depth, and training
+    makes it (the untrained network's block 3 is far lower)."""
+    for found in seeds.values():
+        b1, b2, b3 = (found[f"selectivity_block_{d}"] for d in (1, 2, 3))
+        assert b1 < b2 < b3
+        assert b3 > 1.5 * b2 and b3 > 4 * b1
+        assert b3 > 2 * found["selectivity_initial_block_3"]
+        gain = found["top_label_share_block_3"] - found["top_label_share_block_1"]
+        assert gain > 0.15
+
+
+def test_removing_the_ink_costs_far_more_than_removing_background(seeds):
+    """The chapter: without its ink the network is near chance; without as
+    many background pixels it hardly notices."""
+    for found in seeds.values():
+        assert found["no_ink_accuracy"] < 0.2
+        assert found["no_background_accuracy"] > found["as_is_accuracy"] - 0.02
+        ink_cost = found["as_is_logit"] - found["no_ink_logit"]
+        background_cost = abs(found["as_is_logit"] - found["no_background_logit"])
+        assert ink_cost > 5 and ink_cost > 20 * background_cost
+
+
+def test_occlusion_and_saliency_concentrate_on_the_digit(seeds, results):
+    """The chapter: the occlusion map puts most of its mass inside the
+    digit's box (about 4 times the box's area share); plain saliency about
+    half (2.4 times); gradient × input nearly all, but the input alone
+    already puts most of its brightness there."""
+    box_share = results["what_cnns_learn"]["box_share"]
+    ink_share = results["what_cnns_learn"]["ink_share"]
+    occlusion_area = results["what_cnns_learn"]["occlusion_box_area"]
+    for found in seeds.values():
+        assert found["occlusion_box_share"] > max(0.7, 3 * occlusion_area)
+        assert 2 * box_share < found["saliency_box_share"] < 0.7
+        assert found["saliency_ink_share"] > 2 * ink_share
+        assert found["times_input_box_share"] > 0.8
+    assert 0.5 < results["what_cnns_learn"]["input_box_share"] < 0.8
+
+
+def test_the_untrained_network_is_the_baseline(seeds, results):
+    """The chapter: before training, both maps already favour the box (by
+    more than its area share), and training raises both. Over the seeds
+    training adds 0.26 to 0.36 to the occlusion share and 0.12 to 0.15 to
+    the saliency share; the margins are half of the smallest."""
+    box_share = results["what_cnns_learn"]["box_share"]
+    area = results["what_cnns_learn"]["occlusion_box_area"]
+    for found in seeds.values():
+        assert found["occlusion_initial_box_share"] > 1.5 * area
+        assert found["saliency_initial_box_share"] > 1.3 * box_share
+        gain = found["occlusion_box_share"] - found["occlusion_initial_box_share"]
+        assert gain > 0.13
+        gain = found["saliency_box_share"] - found["saliency_initial_box_share"]
+        assert gain > 0.06
+
+
+def test_made_images_beat_every_test_digit(seeds):
+    """The chapter: images made for a class reach logits well beyond the
+    best test digit's, with or without regularisation, and are classified as
+    that class; the regularised ones are far smoother, though rougher than
+    real digits."""
+    real_tv = seeds[0]["real_total_variation"]
+    for found in seeds.values():
+        assert found["plain_class_hits"] == found["readable_class_hits"] == 10
+        assert found["plain_class_ratio_min"] > 1.5
+        assert found["readable_class_ratio_min"] > 1.3
+        tv_plain, tv_readable = (
+            found[f"{name}_total_variation"] for name in ("plain", "readable")
+        )
+        assert real_tv < tv_readable < 0.6 * tv_plain
+
+
+def test_made_images_excite_channels_beyond_the_test_digits(seeds):
+    """The chapter: without regularisation every channel goes past its best
+    test digit; with it most still do, by less, and a few may not."""
+    for found in seeds.values():
+        assert found["channel_plain_ratio_min"] > 1
+        assert found["channel_plain_ratio_mean"] > 2
+        assert found["channel_readable_ratio_mean"] > 1.4
+        assert found["channel_readable_ratio_mean"] < found["channel_plain_ratio_mean"]
+        assert found["channel_readable_below_best"] <= 3
+
+
+def test_regularised_images_fool_another_network_too(results):
+    """The chapter: the other seed's network recognises the regularised
+    images far more often than the plain ones."""
+    seeds = results["what_cnns_learn_seeds"]
+    assert seeds["transfer_readable"] >= 0.9
+    assert seeds["transfer_readable"] > seeds["transfer_plain"] + 0.15
+
+
+def test_the_chapter_s_counts(results):
+    first = results["what_cnns_learn"]
+    assert first["num_kernels"] == 16
+    assert first["num_channels_maximised"] == 16
+    assert first["num_occlusion_maps"] == 100
+    assert 0.1 < first["box_share"] < 0.35
+    assert first["test_accuracy"] == pytest.approx(first["as_is_accuracy"])
