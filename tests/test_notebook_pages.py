@@ -28,8 +28,62 @@ def test_notebook_css_is_one_shared_stylesheet(notebook_pages):
         )
     sheets = {link.rsplit("/", 1)[-1] for link in links}
     assert len(sheets) == 1, sheets
-    (sheet,) = sheets
-    assert (SITE / "assets" / "stylesheets" / sheet).stat().st_size > 100_000
+
+
+def test_notebook_css_keeps_only_rules_for_classes_the_pages_use(notebook_pages):
+    (sheet,) = (SITE / "assets" / "stylesheets").glob("notebook.*.css")
+    css = sheet.read_text()
+    used = set()
+    for html in notebook_pages.values():
+        for classes in re.findall(r'class="([^"]*)"', html):
+            used.update(classes.split())
+    assert {"jp-Cell", "jp-InputArea", "jp-OutputArea"} <= used
+    for name in ("jp-Cell", "jp-InputArea", "jp-OutputArea", "highlight-ipynb"):
+        assert f".{name}" in css, f"the rules for .{name} were pruned"
+    assert ".jp-Dialog" not in css  # JupyterLab's dialogs never appear here
+    assert len(css) < 150_000, f"{sheet.name}: {len(css):,} characters"
+
+
+CSS = """
+:root { --jp-ui-font-size1: 13px; }
+.jupyter-wrapper :root { --jp-icon-add: url(add.svg); }
+.jp-Cell { padding: 4px; }
+.jp-Cell { padding: 4px; }
+.jp-Dialog, .jp-Cell .jp-InputArea { margin: 0; }
+.jp-Cell:not(.jp-mod-active) { opacity: 1; }
+.jp-Cell:not(:root) { outline: none; }
+.jp-Dialog:hover { color: red; }
+@media print { .jp-Dialog { display: none; } .jp-Cell { break-inside: avoid; } }
+@media screen { .jp-Toolbar { display: flex; } }
+@font-face { font-family: X; src: url(x.woff2); }
+[data-jp-theme-light="false"] .jp-InputArea { color: white; }
+"""
+
+
+def test_prune_css_drops_selectors_for_unused_classes():
+    pruned = mkdocs_hooks.prune_css(CSS, {"jp-Cell", "jp-InputArea"})
+    assert "--jp-ui-font-size1: 13px" in pruned
+    assert ".jp-Cell{ padding: 4px; }" in pruned
+    # Of a selector list, only the selectors that can match stay.
+    assert ".jp-Cell .jp-InputArea{ margin: 0; }" in pruned
+    assert "jp-Dialog" not in pruned
+    # A class inside :not() does not have to be used for the rule to match.
+    assert ".jp-Cell:not(.jp-mod-active)" in pruned
+    assert "@media print{" in pruned and "break-inside: avoid" in pruned
+    assert "@media screen" not in pruned  # nothing left inside
+    assert "@font-face" in pruned
+    assert '[data-jp-theme-light="false"] .jp-InputArea' in pruned
+    # :root below another element matches nothing; a repeated rule counts once.
+    assert "--jp-icon-add" not in pruned
+    assert ".jp-Cell:not(:root)" in pruned
+    assert pruned.count("padding: 4px") == 1
+
+
+def test_prune_css_keeps_everything_when_every_class_is_used():
+    classes = {"jp-Cell", "jp-InputArea", "jp-Dialog", "jp-Toolbar"}
+    pruned = mkdocs_hooks.prune_css(CSS, classes)
+    for selector in (".jp-Dialog:hover", "@media screen", ".jp-Toolbar"):
+        assert selector in pruned
 
 
 def test_notebook_pages_load_no_mathjax_or_mermaid(notebook_pages):

@@ -27,6 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import tinycss2
 from latex2mathml.converter import convert as latex_to_mathml
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
@@ -66,8 +67,13 @@ LAZY_IMAGE = re.compile(r"<img (?![^>]*\bloading=)")
 SAVED_FIGURE = re.compile(r"save_figure\(\s*\w+\s*,\s*[\"']([-\w]+)[\"']")
 MARKDOWN_HEADING = re.compile(r"^#+\s+(.+)$", re.MULTILINE)
 
+CLASS_ATTRIBUTE = re.compile(r'\bclass="([^"]*)"')
+NESTED_RULES = {"media", "supports", "layer", "container"}
+
 _command = "build"
-_notebook_css = {}  # site path -> the CSS that notebook pages link to
+# mkdocs renders every page's content before any template, so the notebook
+# CSS can be pruned to the classes all notebook pages use, then shared.
+_notebook_css = {"sources": set(), "classes": set(), "path": None, "text": None}
 
 
 def on_startup(command, dirty):
@@ -76,6 +82,7 @@ def on_startup(command, dirty):
 
 
 def on_pre_build(config):
+    _notebook_css.update(sources=set(), classes=set(), path=None, text=None)
     if _command == "serve":
         subprocess.run([sys.executable, "-m", "tools.runner"], cwd=ROOT, check=False)
 
@@ -167,10 +174,8 @@ def _lighter_notebook(content, page, config):
     styles = NOTEBOOK_STYLE.findall(content)
     css = "\n".join(s for s in styles if not s.lstrip().startswith("['"))
     if css:
-        digest = hashlib.sha256(css.encode()).hexdigest()[:8]
-        path = f"assets/stylesheets/notebook.{digest}.css"
-        _notebook_css[path] = css
-        page.meta["notebook_css"] = path  # overrides/main.html links it
+        _notebook_css["sources"].add(css)
+        page.meta["notebook_css"] = True  # its path is set in on_page_context
         content = NOTEBOOK_STYLE.sub("", content)
     if 'class="jp-Mermaid' not in content:
         content = NOTEBOOK_LOADERS.sub("", content)
@@ -191,7 +196,95 @@ def _lighter_notebook(content, page, config):
         src = get_relative_url(uri, page.file.url)
         return f'<img alt="{html.escape(alt)}" class="" src="{src}"'
 
-    return NOTEBOOK_IMAGE.sub(figure_file, content)
+    content = NOTEBOOK_IMAGE.sub(figure_file, content)
+    for classes in CLASS_ATTRIBUTE.findall(content):
+        _notebook_css["classes"].update(classes.split())
+    return content
+
+
+def prune_css(css, used_classes):
+    """css without the selectors that name a class no page uses or can never
+    match, and without repeated rules.
+
+    Only classes outside parentheses count: `.a:not(.b)` still matches where
+    b is unused. Rules left with no selector go; @media and similar blocks
+    are pruned inside and dropped when empty; other at-rules stay.
+    """
+    kept = []
+    for rule in tinycss2.parse_stylesheet(
+        css, skip_comments=True, skip_whitespace=True
+    ):
+        if rule.type == "qualified-rule":
+            selectors = [
+                selector
+                for selector in _split_selectors(rule.prelude)
+                if _top_level_classes(selector) <= used_classes
+                and not _root_inside(selector)
+            ]
+            if selectors:
+                prelude = ",".join(tinycss2.serialize(s).strip() for s in selectors)
+                kept.append(f"{prelude}{{{tinycss2.serialize(rule.content)}}}")
+        elif rule.type == "at-rule" and rule.lower_at_keyword in NESTED_RULES:
+            if rule.content is None:
+                kept.append(rule.serialize())
+                continue
+            inner = prune_css(tinycss2.serialize(rule.content), used_classes)
+            if inner:
+                prelude = tinycss2.serialize(rule.prelude).strip()
+                kept.append(f"@{rule.at_keyword} {prelude}{{{inner}}}")
+        else:
+            kept.append(rule.serialize())
+    # Of identical rules, the last decides the cascade: drop the earlier ones.
+    last = {text: index for index, text in enumerate(kept)}
+    return "\n".join(text for index, text in enumerate(kept) if last[text] == index)
+
+
+def _split_selectors(prelude):
+    selectors, current = [], []
+    for token in prelude:
+        if token.type == "literal" and token.value == ",":
+            selectors.append(current)
+            current = []
+        else:
+            current.append(token)
+    return [*selectors, current]
+
+
+def _root_inside(selector):
+    """Whether selector puts `:root` below another element (`.x :root`): it
+    then matches nothing. mkdocs-jupyter writes such selectors when it
+    scopes JupyterLab's `:root` rules."""
+    tokens = [token for token in selector if token.type != "comment"]
+    while tokens and tokens[0].type == "whitespace":
+        tokens.pop(0)
+    for index, (before, token) in enumerate(zip(tokens, tokens[1:])):
+        is_root = before.type == "literal" and before.value == ":"
+        if is_root and token.type == "ident" and token.lower_value == "root":
+            return any(
+                t.type == "whitespace" or (t.type == "literal" and t.value in ">+~")
+                for t in tokens[:index]
+            )
+    return False
+
+
+def _top_level_classes(selector):
+    return {
+        token.value
+        for before, token in zip(selector, selector[1:])
+        if before.type == "literal" and before.value == "." and token.type == "ident"
+    }
+
+
+def _shared_notebook_css():
+    """The site path of the pruned notebook CSS, made once per build."""
+    if _notebook_css["path"] is None:
+        css = "\n".join(sorted(_notebook_css["sources"]))
+        text = prune_css(css, _notebook_css["classes"])
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        _notebook_css.update(
+            path=f"assets/stylesheets/notebook.{digest}.css", text=text
+        )
+    return _notebook_css["path"]
 
 
 def _notebook_math(text):
@@ -253,10 +346,10 @@ def on_post_template(output, template_name, config):
 
 
 def on_post_build(config):
-    for path, css in _notebook_css.items():
-        target = Path(config.site_dir) / path
+    if _notebook_css["path"] is not None:
+        target = Path(config.site_dir) / _notebook_css["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(css, encoding="utf-8")
+        target.write_text(_notebook_css["text"], encoding="utf-8")
 
 
 def source_url(config, path, action="blob"):
@@ -269,6 +362,8 @@ def source_url(config, path, action="blob"):
 
 def on_page_context(context, page, config, nav):
     uri = page.file.src_uri
+    if page.meta.get("notebook_css"):
+        page.meta["notebook_css"] = _shared_notebook_css()  # main.html links it
     if uri.startswith("snippets/") and uri.endswith(".ipynb"):
         names = [Path(uri).stem]
         page.edit_url = source_url(config, f"snippets/{names[0]}.py", "edit")
