@@ -121,6 +121,31 @@ def test_an_unknown_snippet_is_a_clear_error(book):
         run(book, "nope")
 
 
+@pytest.mark.parametrize(
+    ("seconds", "jobs", "wall"),
+    [
+        ([], 2, 0),
+        ([5, 5, 5], 1, 15),
+        ([5, 5, 5], 2, 10),  # the third waits for a free worker
+        ([10, 1, 1, 1], 2, 10),  # the short ones share the other worker
+        ([1, 1, 10], 2, 11),  # order matters: 10 starts late
+        ([3, 4], 8, 4),
+    ],
+)
+def test_cold_build_wall_time_schedules_snippets_like_the_pool(seconds, jobs, wall):
+    assert runner.wall_seconds(seconds, jobs) == wall
+
+
+def test_summary_prints_the_cold_build_against_its_budget(book):
+    snippets, build = book
+    lines = []
+    runner.run(snippets_dir=snippets, build_dir=build, log=lines.append)
+    cold = next(line for line in lines if "a cold build" in line)
+    assert "wall with 2 at a time" in cold
+    assert f"budget {runner.BOOK_BUDGET_S} s" in cold
+    assert "OVER" not in cold
+
+
 def test_cli_reports_errors_with_exit_status(capsys):
     assert runner.main(["no_such_snippet"]) == 1
     assert "unknown snippet 'no_such_snippet'" in capsys.readouterr().err
