@@ -276,6 +276,19 @@ class LeNet5(nn.Module):
 
 
 # --8<-- [start:alexnet]
+def dropout_head(size, hidden, num_classes):
+    """AlexNet's classifier, which VGG kept: two hidden layers, dropout."""
+    return nn.Sequential(
+        nn.Linear(size, hidden),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, num_classes),
+    )
+
+
 class ResponseNorm(nn.Module):
     """Chapter 9. AlexNet's local response normalisation (its section 3.3):
     each activity divided by (k + alpha * the sum of the squares of the n
@@ -344,15 +357,7 @@ class AlexNet(nn.Module):
             pool(),
         )
         size = flat_size(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Linear(size, hidden),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(hidden, num_classes),
-        )
+        self.classifier = dropout_head(size, hidden, num_classes)
 
     def forward(self, X):
         return self.classifier(self.features(X).flatten(1))
@@ -425,15 +430,7 @@ class VGG(nn.Module):
                 channels = width
         self.features = nn.Sequential(*layers)
         size = flat_size(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Linear(size, hidden),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(0.5),
-            nn.Linear(hidden, num_classes),
-        )
+        self.classifier = dropout_head(size, hidden, num_classes)
 
     def forward(self, X):
         return self.classifier(self.features(X).flatten(1))

@@ -23,6 +23,7 @@ from book import (
     PROTOCOL,
     count_parameters,
     load_dataset,
+    mini_batches,
     record,
     run_trials,
     save_figure,
@@ -121,8 +122,8 @@ def train_steps(net, data, num_steps, seed):
     losses, gradients = [], []
     net.train()
     while len(losses) < num_steps:
-        order = torch.randperm(len(data.X_train), generator=generator)
-        for batch in order.split(PROTOCOL["batch_size"]):
+        n = len(data.X_train)
+        for batch in mini_batches(n, PROTOCOL["batch_size"], generator):
             X, y = data.X_train[batch], data.y_train[batch]
             loss = F.cross_entropy(net(X), y)
             optimizer.zero_grad()

@@ -4,10 +4,13 @@ Each function names the chapter that introduces it. Snippets import this module;
 a downloaded notebook carries its own copy, so it runs anywhere.
 """
 
+import base64
 import copy
+import io
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -18,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from skimage.transform import resize
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -45,6 +49,9 @@ def setup(seed=0):
             "axes.spines.top": False,
             "axes.spines.right": False,
             "image.cmap": "gray",
+            # Resample values, then colour them: a map keeps at most 256
+            # colours, so save_figure can store it as a palette PNG.
+            "image.interpolation_stage": "data",
         }
     )
 
@@ -56,13 +63,38 @@ def output_dir():
     return path
 
 
+EMBEDDED_PNG = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=\s]+)")
+
+
+def _palette_png(match):
+    """An embedded RGBA PNG with at most 256 colours, re-saved losslessly as
+    a palette PNG (a third to a half of the bytes); other PNGs unchanged."""
+    image = Image.open(io.BytesIO(base64.b64decode(match.group(1))))
+    pixels = np.asarray(image.convert("RGBA"))
+    colours, index = np.unique(
+        pixels.reshape(-1, 4), axis=0, return_inverse=True
+    )
+    if len(colours) > 256:
+        return match.group(0)
+    palette = Image.fromarray(index.reshape(pixels.shape[:2]).astype(np.uint8))
+    palette.putpalette(colours[:, :3].tobytes())
+    opacity = {}
+    if (colours[:, 3] < 255).any():
+        opacity["transparency"] = colours[:, 3].tobytes()
+    buffer = io.BytesIO()
+    palette.save(buffer, format="PNG", optimize=True, **opacity)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return f"data:image/png;base64,{encoded}"
+
+
 def save_figure(fig, name):
     """Save fig as NAME.svg, byte-identical between runs."""
+    buffer = io.StringIO()
     fig.savefig(
-        output_dir() / f"{name}.svg",
-        bbox_inches="tight",
-        metadata={"Date": None},
+        buffer, format="svg", bbox_inches="tight", metadata={"Date": None}
     )
+    svg = EMBEDDED_PNG.sub(_palette_png, buffer.getvalue())
+    (output_dir() / f"{name}.svg").write_text(svg, encoding="utf-8")
 
 
 def record(**values):
@@ -242,6 +274,14 @@ class LearnedKernelSoftmax(nn.Module):
 
 
 # --8<-- [start:train]
+def mini_batches(n, batch_size, generator):
+    """Chapter 1. One epoch: indices 0..n-1 shuffled, in n // batch_size
+    batches of near-equal size, so that no batch is a few leftover images
+    (batch normalisation's statistics over three images are noise)."""
+    order = torch.randperm(n, generator=generator)
+    return order.tensor_split(max(1, n // batch_size))
+
+
 def accuracy(net, X, y):
     """Chapter 1. Fraction of X that net classifies as y."""
     net.eval()
@@ -262,10 +302,8 @@ def train(net, data, num_epochs=30, lr=0.01, batch_size=64, seed=0):
     n = len(data.X_train)
     for _ in range(num_epochs):
         net.train()
-        order = torch.randperm(n, generator=generator)
         total_loss = 0.0
-        for start in range(0, n, batch_size):
-            batch = order[start : start + batch_size]
+        for batch in mini_batches(n, batch_size, generator):
             loss = F.cross_entropy(
                 net(data.X_train[batch]), data.y_train[batch]
             )
@@ -384,14 +422,17 @@ def sweep(data, counts):
 # --8<-- [end:sweep]
 
 
-def plot_sweep(trials, train_accuracy, title, chance=0.1):
+def plot_sweep(trials, data, title, chance=0.1):
     """Chapter 3. Mean test accuracy with error bars (one std) against the
     bank size, and the last seed's training accuracy."""
     counts = list(trials)
+    train_accuracy = [
+        accuracy(trials[N]["net"], data.X_train, data.y_train) for N in counts
+    ]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(
         counts,
-        [train_accuracy[N] for N in counts],
+        train_accuracy,
         color="tab:orange",
         ls="--",
         marker=".",
@@ -440,6 +481,48 @@ def feature_maps(net, X):
 
 
 # --8<-- [end:feature-maps]
+
+
+def sweep_results(trials, data):
+    """Chapter 3. What each bank size in a sweep scored, keyed for record():
+    mean, std, each seed's accuracy, parameters, seconds and how well the
+    last seed's net (the one run_trials keeps) fits its training set."""
+    results = {}
+    for N, trial in trials.items():
+        results.update(
+            {f"{key}_{N}": trial[key] for key in ("mean", "std", "accuracies")}
+        )
+        results[f"parameters_{N}"] = trial["parameters"]
+        results[f"seconds_{N}"] = trial["seconds"]
+        results[f"train_accuracy_{N}"] = accuracy(
+            trial["net"], data.X_train, data.y_train
+        )
+    return results
+
+
+def bank_summary(net, data, one_sign=0.5, balanced=0.25, sparse=0.9):
+    """Chapter 3. How many of net's kernels are mostly of one sign (a blur)
+    or balanced (an edge detector), and how many of their ReLU maps are
+    nearly empty over the test images, keyed for record()."""
+    K = net.conv.weight.detach()
+    # 1: the weights share one sign and average (a blur); 0: they cancel.
+    sign_share = K.sum(dim=(1, 2, 3)).abs() / K.abs().sum(dim=(1, 2, 3))
+    # The share of each map the ReLU sets to zero, over all the test images.
+    zeros = (feature_maps(net, data.X_test) == 0).float().mean(dim=(0, 2, 3))
+    empty = zeros > sparse
+    return {
+        "bank_label": int(data.y_test[0]),
+        "bank_one_sign_kernels": int((sign_share > one_sign).sum()),
+        "bank_balanced_kernels": int((sign_share < balanced).sum()),
+        "bank_sparse_maps": int(empty.sum()),
+        # The largest bias among the kernels of those nearly empty maps.
+        "bank_sparse_max_bias": (
+            net.conv.bias[empty].max().item() if empty.any() else None
+        ),
+        "one_sign_above": one_sign,
+        "balanced_below": balanced,
+        "sparse_above": sparse,
+    }
 
 
 def draw_learned_bank(K, x, maps, label, columns=8):
@@ -715,10 +798,8 @@ def fit(
     best_loss, n = float("inf"), len(data.X_train)
     for epoch in range(num_epochs):
         net.train()
-        order = torch.randperm(n, generator=generator)
         total_loss = correct = 0.0
-        for start in range(0, n, batch_size):
-            batch = order[start : start + batch_size]
+        for batch in mini_batches(n, batch_size, generator):
             X, y = data.X_train[batch], data.y_train[batch]
             if augment is not None:
                 X = augment(X, generator=generator)

@@ -8,7 +8,7 @@
 # %%
 from book import (
     PROTOCOL,
-    accuracy,
+    bank_summary,
     draw_learned_bank,
     feature_maps,
     load_dataset,
@@ -17,6 +17,7 @@ from book import (
     save_figure,
     setup,
     sweep,
+    sweep_results,
 )
 
 setup()
@@ -58,22 +59,7 @@ record(
         len(t["accuracies"]) * t["seconds"] for t in trials.values()
     ),
 )
-# run_trials keeps only the last seed's net: how well it fits its training set.
-train_accuracy = {
-    N: accuracy(trial["net"], data.X_train, data.y_train)
-    for N, trial in trials.items()
-}
-for N, trial in trials.items():
-    record(
-        **{
-            f"mean_{N}": trial["mean"],
-            f"std_{N}": trial["std"],
-            f"accuracies_{N}": trial["accuracies"],
-            f"parameters_{N}": trial["parameters"],
-            f"seconds_{N}": trial["seconds"],
-            f"train_accuracy_{N}": train_accuracy[N],
-        }
-    )
+record(**sweep_results(trials, data))
 
 
 # %% [markdown]
@@ -81,7 +67,7 @@ for N, trial in trials.items():
 
 
 # %%
-fig = plot_sweep(trials, train_accuracy, "native digits (8 × 8)", None)
+fig = plot_sweep(trials, data, "native digits (8 × 8)", None)
 save_figure(fig, "sweep_digits")
 
 
@@ -98,25 +84,7 @@ net = trials[ROW]["net"]  # run_trials keeps the last seed's net
 K = net.conv.weight.detach()  # (C_out, C_in, k, k) = (16, 1, 3, 3)
 maps = feature_maps(net, data.X_test[:1])  # (1, 16, H, W)
 # --8<-- [end:run-feature-maps]
-# 1: the weights share one sign and average (a blur); 0: they cancel (Sobel).
-one_sign = K.sum(dim=(1, 2, 3)).abs() / K.abs().sum(dim=(1, 2, 3))
-# The share of each map the ReLU sets to zero, over all the test images.
-zeros = (feature_maps(net, data.X_test) == 0).float().mean(dim=(0, 2, 3))
-ONE_SIGN, BALANCED, SPARSE = 0.5, 0.25, 0.9  # thresholds for the prose
-sparse = zeros > SPARSE  # maps the ReLU leaves (nearly) empty
-record(
-    bank_label=int(data.y_test[0]),
-    bank_one_sign_kernels=int((one_sign > ONE_SIGN).sum()),
-    bank_balanced_kernels=int((one_sign < BALANCED).sum()),
-    bank_sparse_maps=int(sparse.sum()),
-    # The largest bias among the kernels of those nearly empty maps.
-    bank_sparse_max_bias=(
-        net.conv.bias[sparse].max().item() if sparse.any() else None
-    ),
-    one_sign_above=ONE_SIGN,
-    balanced_below=BALANCED,
-    sparse_above=SPARSE,
-)
+record(**bank_summary(net, data))
 
 
 # %%

@@ -198,9 +198,6 @@ record(
     cnn_grid_below_same_max=(
         np.array(summary["cnn_same_by_seed"]) - cnn_grid
     ).max(),
-    cnn_worst_seed_best_epoch=summary["cnn_best_epoch_by_seed"][
-        int(np.argmin(summary["cnn_same_by_seed"]))
-    ],
 )
 
 # %%

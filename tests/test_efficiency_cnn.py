@@ -32,16 +32,15 @@ def test_the_separable_network_is_several_times_cheaper(cnn):
     assert cnn["changed_mult_add_ratio"] > cnn["mult_add_ratio"]
 
 
-def test_the_separable_network_is_less_accurate_and_less_reliable(cnn, standard):
+def test_the_separable_network_is_less_accurate(cnn, standard):
     accuracies = cnn["separable_accuracies"]
     assert len(accuracies) == cnn["num_seeds"]
     # Every seed below the standard network's worst one.
     assert max(accuracies) < standard["worst_seed_accuracy"]
     assert cnn["worst_seed_accuracy"] == min(accuracies)
     gap = standard["row_cnn_shifted_mean"] - cnn["row_separable_shifted_mean"]
-    assert gap > 0.02
-    # "its seeds spread much further"
-    assert cnn["row_separable_shifted_std"] > 3 * standard["row_cnn_shifted_std"]
+    spread = standard["row_cnn_shifted_std"] + cnn["row_separable_shifted_std"]
+    assert gap > 2 * spread
     assert cnn["row_separable_shifted_mean"] > 0.8  # it still learns the task
 
 

@@ -367,8 +367,6 @@ def test_both_learn_the_task_at_the_training_position(part2):
     for key in ("mlp", "cnn"):
         assert part2[f"{key}_same_mean"] > 0.85
         assert min(part2[f"{key}_best_epoch_by_seed"]) > 0.9
-    # one CNN run ended its last epoch well below its best epoch
-    assert part2["cnn_worst_seed_best_epoch"] - part2["cnn_same_worst"] > 0.1
 
 
 def test_the_mlp_knows_its_digits_at_one_place_only(part2):

@@ -1,17 +1,27 @@
 """Chapter 1: the Sobel kernel, the digits data, the fixed-filter pipeline."""
 
+import base64
+import io
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from skimage import data, filters
 
 from book import (
+    EMBEDDED_PNG,
     SOBEL_X,
     SOBEL_Y,
     FixedFilterSoftmax,
     count_parameters,
     edge_magnitude,
     load_dataset,
+    mini_batches,
+    output_dir,
+    save_figure,
+    setup,
     sobel,
     train,
 )
@@ -123,3 +133,58 @@ def test_image_facts_the_chapter_cites(results):
     assert (images["photo_height"], images["photo_width"]) == (512, 512)
     assert images["sift_descriptor_length"] == 128
     assert images["sift_keypoints"] > 50
+
+
+# save_figure (book.py): photos and maps are embedded as palette PNGs ---------
+
+
+def embedded_pixels(svg):
+    """Every raster embedded in an SVG text, decoded to RGBA arrays."""
+    return [
+        np.asarray(Image.open(io.BytesIO(base64.b64decode(m.group(1)))).convert("RGBA"))
+        for m in EMBEDDED_PNG.finditer(svg)
+    ]
+
+
+def figure_with_rasters():
+    """A colour-mapped photo, a masked map (transparent pixels) and a random
+    RGBA image with far more than 256 colours."""
+    setup()
+    photo = data.camera().astype(np.float32) / 255
+    fig, axes = plt.subplots(1, 3)
+    axes[0].imshow(photo, cmap="RdBu")
+    axes[1].imshow(np.ma.masked_less(photo, 0.5), cmap="viridis")
+    axes[2].imshow(np.random.default_rng(0).random((40, 40, 4)))
+    return fig
+
+
+def test_save_figure_keeps_every_pixel_and_shrinks_colour_maps():
+    fig = figure_with_rasters()
+    plain = io.StringIO()
+    fig.savefig(plain, format="svg", bbox_inches="tight", metadata={"Date": None})
+    save_figure(fig, "rasters")
+    saved = (output_dir() / "rasters.svg").read_text()
+    before, after = embedded_pixels(plain.getvalue()), embedded_pixels(saved)
+    assert len(before) == len(after) == 3
+    for original, stored in zip(before, after, strict=True):
+        np.testing.assert_array_equal(stored, original)
+    assert (after[1][..., 3] == 0).any()  # the mask stayed transparent
+    assert len(saved) < 0.75 * len(plain.getvalue())
+
+
+def test_save_figure_is_byte_identical_between_runs():
+    save_figure(figure_with_rasters(), "first")
+    save_figure(figure_with_rasters(), "second")
+    first, second = (output_dir() / f"{n}.svg" for n in ("first", "second"))
+    assert first.read_bytes() == second.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size"), [(1347, 64), (1000, 64), (64, 64), (10, 64)]
+)
+def test_mini_batches_cover_each_image_once_in_near_equal_batches(n, batch_size):
+    batches = mini_batches(n, batch_size, torch.Generator().manual_seed(0))
+    sizes = [len(batch) for batch in batches]
+    assert sorted(torch.cat(batches).tolist()) == list(range(n))
+    assert max(sizes) - min(sizes) <= 1
+    assert min(sizes) >= min(n, batch_size)  # no batch of a few leftovers
