@@ -42,8 +42,9 @@ chapter: $(INSTALLED)
 	$(BIN)/python -m tools.new_chapter "$(NAME)" "$$TITLE"
 
 ## Every check: lint, the built site, and the test suite (with the browser tests).
+# Two processes, a test file each at a time: the browser tests run beside the rest.
 test: lint site node-checks
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses 2 --dist loadfile
 
 # axe-core and Lighthouse come from the npm registry (package-lock.json). Building
 # the site needs no Node.js; where it is missing, the axe checks are skipped.

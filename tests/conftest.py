@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,9 +74,14 @@ def browser():
         browser.close()
 
 
+def pytest_sessionstart(session):
+    session.config.lk_started = time.time()
+
+
 def pytest_terminal_summary(terminalreporter, config):
-    """Print the page weights that test_browser.py measured, if it ran."""
-    text = getattr(config, "lk_page_weights", None)
-    if text:
-        terminalreporter.write_sep("-", "page weights (build/page-weights.md)")
-        terminalreporter.write(text)
+    """Print the page weights that test_browser.py measured, if it ran (in
+    this process or, under pytest-xdist, in a worker)."""
+    report = ROOT / "build" / "page-weights.md"
+    if report.exists() and report.stat().st_mtime >= config.lk_started:
+        terminalreporter.write_sep("-", f"page weights ({report.relative_to(ROOT)})")
+        terminalreporter.write(report.read_text())

@@ -129,7 +129,7 @@ def run_axe(page, prefix=""):
 
 
 @pytest.fixture(scope="session")
-def visits(browser, site_server, request):
+def visits(browser, site_server):
     """(path, device) -> what the visit recorded; each visit happens once."""
     cache = {}
 
@@ -143,10 +143,10 @@ def visits(browser, site_server, request):
         path: r for (path, device), r in sorted(cache.items()) if device == "desktop"
     }
     if desktop:
-        report_page_weights(desktop, request.config)
+        report_page_weights(desktop)
 
 
-def report_page_weights(records, config):
+def report_page_weights(records):
     """A table of what each page transfers (gzip, as a static host serves it)."""
     lines = ["| page | transferred (kB) | requests |", "| --- | ---: | ---: |"]
     for path, record in records.items():
@@ -154,8 +154,7 @@ def report_page_weights(records, config):
         lines.append(f"| /{path} | {size / 1000:,.0f} | {count} |")
     text = "\n".join(lines) + "\n"
     (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / "page-weights.md").write_text(text)
-    config.lk_page_weights = text  # conftest prints it after the test summary
+    (ROOT / "build" / "page-weights.md").write_text(text)  # conftest prints it
 
 
 @pytest.mark.parametrize("path", PAGES)
