@@ -7,7 +7,7 @@
 
 # %%
 from architectures_ops import alexnet_mini, layer_costs, lenet_mini, standardise
-from book import load_dataset, record, run_trials, setup
+from book import load_dataset, record, run_trials, setup, table_row
 
 setup()
 
@@ -32,11 +32,7 @@ lenet = run_trials(lenet_mini, data)  # book.PROTOCOL: seeds, epochs, Adam
 print(f"LeNet-5: {lenet['mean']:.3f} ± {lenet['std']:.3f}")
 # --8<-- [end:lenet]
 record(
-    row_lenet_mean=lenet["mean"],
-    row_lenet_std=lenet["std"],
-    row_lenet_worst=min(lenet["accuracies"]),
-    row_lenet_parameters=lenet["parameters"],
-    row_lenet_seconds=lenet["seconds"],
+    **table_row("lenet", lenet),
     row_lenet_multiply_adds=multiply_adds(lenet_mini()),
 )
 
@@ -49,11 +45,7 @@ alexnet = run_trials(alexnet_mini, data)
 print(f"AlexNet: {alexnet['mean']:.3f} ± {alexnet['std']:.3f}")
 # --8<-- [end:alexnet]
 record(
-    row_alexnet_mean=alexnet["mean"],
-    row_alexnet_std=alexnet["std"],
-    row_alexnet_worst=min(alexnet["accuracies"]),
-    row_alexnet_parameters=alexnet["parameters"],
-    row_alexnet_seconds=alexnet["seconds"],
+    **table_row("alexnet", alexnet),
     row_alexnet_multiply_adds=multiply_adds(alexnet_mini()),
     input_mean=data.X_train.mean(),
     input_std=data.X_train.std(),

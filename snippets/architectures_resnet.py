@@ -28,6 +28,7 @@ from book import (
     run_trials,
     save_figure,
     setup,
+    table_row,
 )
 
 setup()
@@ -42,11 +43,7 @@ resnet = run_trials(resnet_mini, data)  # book.PROTOCOL: seeds, epochs, Adam
 print(f"test accuracy {resnet['mean']:.3f} ± {resnet['std']:.3f}")
 # --8<-- [end:trials]
 record(
-    row_resnet_mean=resnet["mean"],
-    row_resnet_std=resnet["std"],
-    row_resnet_worst=min(resnet["accuracies"]),
-    row_resnet_parameters=resnet["parameters"],
-    row_resnet_seconds=resnet["seconds"],
+    **table_row("resnet", resnet),
     row_resnet_multiply_adds=sum(
         row.multiply_adds for row in layer_costs(resnet_mini(), (1, 24, 24))
     ),

@@ -351,6 +351,18 @@ def run_trials(make_net, data, protocol=PROTOCOL):
 # --8<-- [end:train]
 
 
+def table_row(name, trials):
+    """Chapter 2. run_trials' summary as a row of a results table, keyed
+    row_NAME_mean, _std, _worst, _parameters and _seconds for record()."""
+    return {
+        f"row_{name}_mean": trials["mean"],
+        f"row_{name}_std": trials["std"],
+        f"row_{name}_worst": min(trials["accuracies"]),
+        f"row_{name}_parameters": trials["parameters"],
+        f"row_{name}_seconds": trials["seconds"],
+    }
+
+
 def count_parameters(net):
     """Chapter 1. How many numbers training can change."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
@@ -422,17 +434,14 @@ def sweep(data, counts):
 # --8<-- [end:sweep]
 
 
-def plot_sweep(trials, data, title, chance=0.1):
+def plot_sweep(trials, results, title, chance=0.1):
     """Chapter 3. Mean test accuracy with error bars (one std) against the
-    bank size, and the last seed's training accuracy."""
+    bank size, and the last seed's training accuracy (from sweep_results)."""
     counts = list(trials)
-    train_accuracy = [
-        accuracy(trials[N]["net"], data.X_train, data.y_train) for N in counts
-    ]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(
         counts,
-        train_accuracy,
+        [results[f"train_accuracy_{N}"] for N in counts],
         color="tab:orange",
         ls="--",
         marker=".",

@@ -3,9 +3,11 @@
 `conv2d` has the semantics of `torch.nn.functional.conv2d`; `conv2d_loops`
 computes the same thing one output number at a time, for reading;
 `conv2d_backward` gives the gradients, each computed as a convolution.
-Both chapter 5 notebooks import this module.
+`race` times functions against each other. Both chapter 5 notebooks and
+chapter 10 import this module.
 """
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,3 +280,34 @@ def conv2d_backward(
 
 
 # --8<-- [end:backward]
+
+
+# --8<-- [start:timer]
+def race(fns, repeat=20, warm_up=True):
+    """The fastest of repeat calls of each function, in seconds of CPU time.
+
+    The functions take turns, so that all of them meet the same machine.
+    CPU time (time.process_time) leaves out the moments when other programs
+    had the CPU, and they can only add time: so take the minimum.
+    """
+    if not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat must be a positive int, got {repeat!r}")
+    if warm_up:
+        for fn in fns.values():
+            fn()  # the first call pays for allocating memory, loading code
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return {name: min(seconds) for name, seconds in times.items()}
+
+
+def conv_flops(N, C_in, C_out, H_out, W_out, kh, kw, groups=1):
+    """Floating-point operations of conv2d: a multiply and an add per weight
+    per output number."""
+    return 2 * N * C_out * H_out * W_out * (C_in // groups) * kh * kw
+
+
+# --8<-- [end:timer]

@@ -7,7 +7,6 @@
 
 # %%
 import os
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,7 +15,14 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from book import record, save_figure, setup
-from conv_scratch_ops import conv2d, conv2d_loops, im2col, pad
+from conv_scratch_ops import (
+    conv2d,
+    conv2d_loops,
+    conv_flops,
+    im2col,
+    pad,
+    race,
+)
 
 setup()  # seeds, and one thread for torch
 threadpool_limits(1)  # one thread for NumPy's matrix library too: a fair race
@@ -24,41 +30,9 @@ rng = np.random.default_rng(0)
 
 
 # %% [markdown]
-# ## Timing and counting
-
-
-# %%
-# --8<-- [start:timer]
-def race(fns, repeat=20, warm_up=True):
-    """The fastest of repeat calls of each function, in seconds of CPU time.
-
-    The functions take turns, so that all of them meet the same machine.
-    CPU time (time.process_time) leaves out the moments when other programs
-    had the CPU, and they can only add time: so take the minimum.
-    """
-    if warm_up:
-        for fn in fns.values():
-            fn()  # the first call pays for allocating memory, loading code
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
-    return {name: min(seconds) for name, seconds in times.items()}
-
-
-def conv_flops(N, C_in, C_out, H_out, W_out, kh, kw, groups=1):
-    """Floating-point operations of conv2d: a multiply and an add per weight
-    per output number."""
-    return 2 * N * C_out * H_out * W_out * (C_in // groups) * kh * kw
-
-
-# --8<-- [end:timer]
-
-
-# %% [markdown]
 # ## The race
+#
+# `race` and `conv_flops` live in `conv_scratch_ops.py`.
 
 
 # %%

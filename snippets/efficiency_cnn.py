@@ -21,13 +21,14 @@ from book import (
     run_trials,
     save_figure,
     setup,
+    table_row,
 )
+from conv_scratch_ops import race
 from efficiency_ops import (
     SeparableCNN,
     cnn_cost,
     conv_cost,
     count_mult_adds,
-    race,
     separable_cost,
 )
 
@@ -83,10 +84,7 @@ print(f"test accuracy {separable['mean']:.3f} ± {separable['std']:.3f}")
 print(f"{separable['seconds']:.1f} s per run ({cpu_seconds:.1f} s of CPU)")
 # --8<-- [end:trials]
 record(
-    row_separable_shifted_mean=separable["mean"],
-    row_separable_shifted_std=separable["std"],
-    row_separable_shifted_parameters=separable["parameters"],
-    row_separable_shifted_seconds=separable["seconds"],
+    **table_row("separable_shifted", separable),
     separable_accuracies=separable["accuracies"],
     worst_seed_accuracy=min(separable["accuracies"]),
     separable_cpu_seconds=cpu_seconds,

@@ -7,7 +7,6 @@ chapter 4's SmallCNN built from them. All chapter 10 notebooks import this
 module.
 """
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -165,18 +164,3 @@ def cnn_cost(image_size=24, channels=(16, 32, 64), separable=False):
         total += Cost(2 * C_out, 0)  # batch norm: a scale and a shift each
         C_in = C_out
     return total + Cost(10 * C_in + 10, 10 * C_in)  # the linear layer
-
-
-def race(fns, repeat=20):
-    """Chapter 10 (chapter 5's timer). The fastest of repeat calls of each
-    function, in seconds of CPU time; the functions take turns."""
-    _check_counts(repeat=repeat)
-    for fn in fns.values():
-        fn()  # warm up: the first call allocates memory
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
-    return {name: min(seconds) for name, seconds in times.items()}

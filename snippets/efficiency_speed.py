@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from book import record, save_figure, setup
+from conv_scratch_ops import race
 from efficiency_ops import (
     SeparableConv2d,
     conv_cost,
     count_mult_adds,
-    race,
     separable_cost,
 )
 

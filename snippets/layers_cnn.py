@@ -25,6 +25,7 @@ from book import (
     run_trials,
     save_figure,
     setup,
+    table_row,
 )
 
 setup()
@@ -60,10 +61,7 @@ print(f"test accuracy {shifted['mean']:.3f} ± {shifted['std']:.3f}")
 print(f"{shifted['seconds']:.1f} s of training per run")
 # --8<-- [end:trials]
 record(
-    row_cnn_shifted_mean=shifted["mean"],
-    row_cnn_shifted_std=shifted["std"],
-    row_cnn_shifted_parameters=shifted["parameters"],
-    row_cnn_shifted_seconds=shifted["seconds"],
+    **table_row("cnn_shifted", shifted),
     worst_seed_accuracy=min(shifted["accuracies"]),
     num_seeds=len(PROTOCOL["seeds"]),
     num_epochs=PROTOCOL["num_epochs"],

@@ -5,7 +5,15 @@
 # digits: the results table's row for the easy dataset.
 
 # %%
-from book import PROTOCOL, SmallCNN, load_dataset, record, run_trials, setup
+from book import (
+    PROTOCOL,
+    SmallCNN,
+    load_dataset,
+    record,
+    run_trials,
+    setup,
+    table_row,
+)
 
 setup()
 
@@ -23,10 +31,7 @@ print(f"test accuracy {digits['mean']:.3f} ± {digits['std']:.3f}")
 print(f"{digits['seconds']:.1f} s of training per run")
 # --8<-- [end:trials]
 record(
-    row_cnn_digits_mean=digits["mean"],
-    row_cnn_digits_std=digits["std"],
-    row_cnn_digits_parameters=digits["parameters"],
-    row_cnn_digits_seconds=digits["seconds"],
+    **table_row("cnn_digits", digits),
     worst_seed_accuracy=min(digits["accuracies"]),
     num_seeds=len(PROTOCOL["seeds"]),
 )

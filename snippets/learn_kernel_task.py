@@ -25,6 +25,7 @@ from book import (
     run_trials,
     save_figure,
     setup,
+    table_row,
 )
 
 setup()
@@ -245,12 +246,7 @@ for dataset, trials_on in rows.items():
     for row, trial in trials_on.items():
         name = f"{row}_{dataset}"
         record(
-            **{  # the keys of the book's results table
-                f"row_{name}_mean": trial["mean"],
-                f"row_{name}_std": trial["std"],
-                f"row_{name}_parameters": trial["parameters"],
-                f"row_{name}_seconds": trial["seconds"],
-            },
+            **table_row(name, trial),  # the keys of the book's results table
             **spread(name, trial),
             # the last seed's net, on its training and its test images
             **{

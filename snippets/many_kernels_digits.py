@@ -18,6 +18,7 @@ from book import (
     setup,
     sweep,
     sweep_results,
+    table_row,
 )
 
 setup()
@@ -51,15 +52,13 @@ record(
     chance_accuracy=1 / 10,
     largest_count=max(trials),
     row_many_kernels_count=ROW,
-    row_many_kernels_digits_mean=trials[ROW]["mean"],
-    row_many_kernels_digits_std=trials[ROW]["std"],
-    row_many_kernels_digits_parameters=trials[ROW]["parameters"],
-    row_many_kernels_digits_seconds=trials[ROW]["seconds"],
+    **table_row("many_kernels_digits", trials[ROW]),
     sweep_seconds=sum(
         len(t["accuracies"]) * t["seconds"] for t in trials.values()
     ),
 )
-record(**sweep_results(trials, data))
+results = sweep_results(trials, data)
+record(**results)
 
 
 # %% [markdown]
@@ -67,7 +66,7 @@ record(**sweep_results(trials, data))
 
 
 # %%
-fig = plot_sweep(trials, data, "native digits (8 × 8)", None)
+fig = plot_sweep(trials, results, "native digits (8 × 8)", None)
 save_figure(fig, "sweep_digits")
 
 

@@ -18,6 +18,7 @@ from book import (
     setup,
     sweep,
     sweep_results,
+    table_row,
 )
 
 setup()
@@ -51,15 +52,13 @@ record(
     chance_accuracy=1 / 10,
     largest_count=max(trials),
     row_many_kernels_count=ROW,
-    row_many_kernels_shifted_mean=trials[ROW]["mean"],
-    row_many_kernels_shifted_std=trials[ROW]["std"],
-    row_many_kernels_shifted_parameters=trials[ROW]["parameters"],
-    row_many_kernels_shifted_seconds=trials[ROW]["seconds"],
+    **table_row("many_kernels_shifted", trials[ROW]),
     sweep_seconds=sum(
         len(t["accuracies"]) * t["seconds"] for t in trials.values()
     ),
 )
-record(**sweep_results(trials, data))
+results = sweep_results(trials, data)
+record(**results)
 
 
 # %% [markdown]
@@ -67,7 +66,7 @@ record(**sweep_results(trials, data))
 
 
 # %%
-fig = plot_sweep(trials, data, "shifted digits (24 × 24)")
+fig = plot_sweep(trials, results, "shifted digits (24 × 24)")
 fig.axes[0].set_ylim(0, 1.02)
 save_figure(fig, "sweep_shifted")
 

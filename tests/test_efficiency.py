@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conv_scratch_ops import conv2d
+from conv_scratch_ops import conv2d, race
 from efficiency_ops import (
     Cost,
     SeparableCNN,
@@ -15,7 +15,6 @@ from efficiency_ops import (
     conv_cost,
     count_mult_adds,
     dense_weight,
-    race,
     separable_cost,
 )
 from torch import nn
