@@ -69,12 +69,12 @@ def test_the_depthwise_part_is_the_slow_part(speed):
     assert speed["c256_depthwise_time_share"] > 3 * speed["c256_depthwise_flop_share"]
 
 
-def test_the_standard_layer_is_the_fastest_per_flop(speed):
-    """The figure's alt text: the highest line, near the matrix product at 256."""
+def test_the_standard_layer_outruns_the_cheaper_layers_per_flop(speed):
+    """The figure's alt text: above grouped and separable, near the matrix
+    product at 256. The pointwise part, a matrix product too, is left out: it
+    ran slower per FLOP than the standard layer here, faster in one CI run."""
     for i in range(len(speed["channels"])):
-        others = [
-            speed[f"gflops_{n}"][i] for n in ("grouped", "separable", "pointwise")
-        ]
-        assert speed["gflops_standard"][i] > max(others)
-    # "in the league of the square matrix product": measured 0.9 to 1.25 times
+        cheaper = [speed[f"gflops_{n}"][i] for n in ("grouped", "separable")]
+        assert speed["gflops_standard"][i] > 1.2 * max(cheaper)  # typically 2
+    # "near the dashed line": measured 0.9 to 1.25 times here
     assert 0.6 < speed["c256_gflops_standard"] / speed["matmul_gflops"] < 1.6
