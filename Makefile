@@ -42,7 +42,8 @@ chapter: $(INSTALLED)
 	$(BIN)/python -m tools.new_chapter "$(NAME)" "$$TITLE"
 
 ## Every check: lint, the built site, and the test suite (with the browser tests).
-# Two processes, a test file each at a time: the browser tests run beside the rest.
+# Two processes, a test file each at a time, but the browser tests a page at a
+# time (tests/conftest.py's scheduler).
 test: lint site node-checks
 	$(BIN)/python -m pytest --numprocesses 2 --dist loadfile
 

@@ -78,10 +78,48 @@ def pytest_sessionstart(session):
     session.config.lk_started = time.time()
 
 
+def work_unit(nodeid):
+    """What pytest-xdist sends to one worker: a test file, or for
+    test_browser.py the tests of one page (they share its visits)."""
+    file, _, test = nodeid.partition("::")
+    if file.endswith("test_browser.py") and test.endswith("]"):
+        params = test[test.index("[") + 1 : -1]  # path, or path-device
+        return "page " + params.removesuffix("-desktop").removesuffix("-phone")
+    return file
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`pytest --dist loadfile` (make test): a work unit at a time, so that
+    both workers visit pages while module fixtures still run once."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByWorkUnit(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
+
+
 def pytest_terminal_summary(terminalreporter, config):
-    """Print the page weights that test_browser.py measured, if it ran (in
-    this process or, under pytest-xdist, in a worker)."""
+    """Print the weights of the pages test_browser.py visited in this run (in
+    this process or in pytest-xdist's workers), and keep them as one table."""
+    weights = sorted(
+        (
+            json.loads(file.read_text())
+            for file in (ROOT / "build" / "page-weights").glob("*.json")
+            if file.stat().st_mtime >= config.lk_started
+        ),
+        key=lambda weight: weight["page"],
+    )
+    if not weights:
+        return
+    lines = ["| page | transferred (kB) | requests |", "| --- | ---: | ---: |"]
+    for weight in weights:
+        page, size, count = weight["page"], weight["bytes"], weight["requests"]
+        lines.append(f"| /{page} | {size / 1000:,.0f} | {count} |")
     report = ROOT / "build" / "page-weights.md"
-    if report.exists() and report.stat().st_mtime >= config.lk_started:
-        terminalreporter.write_sep("-", f"page weights ({report.relative_to(ROOT)})")
-        terminalreporter.write(report.read_text())
+    report.write_text("\n".join(lines) + "\n")
+    terminalreporter.write_sep("-", f"page weights ({report.relative_to(ROOT)})")
+    terminalreporter.write(report.read_text())

@@ -2,12 +2,15 @@
 
 Each page is visited once at desktop width and once at phone width (375 px);
 the tests below check what those visits recorded. Screenshots go to
-build/screenshots/, page weights to build/page-weights.md.
+build/screenshots/, each page's weight to build/page-weights/ (conftest.py
+prints them as one table). Under pytest-xdist, conftest.py keeps a page's tests
+in one worker, so that each page is visited once.
 """
 
 import json
 import os
 import re
+import struct
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,6 +21,7 @@ from tools.site_server import SITE, site_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "build" / "screenshots"
+WEIGHTS = ROOT / "build" / "page-weights"
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 PAGES = site_pages() if (SITE / "index.html").exists() else []
 CHAPTER = re.compile(r"^\d\d-[-a-z0-9]+/$")
@@ -101,7 +105,10 @@ def visit(browser, base, path, device):
     record["transferred"] = sum(
         s["responseBodySize"] + s["responseHeadersSize"] for s in sizes
     )
-    record["num_requests"] = len(sizes)
+    if device == "desktop":
+        WEIGHTS.mkdir(parents=True, exist_ok=True)
+        weight = {"page": path, "bytes": record["transferred"], "requests": len(sizes)}
+        (WEIGHTS / f"{screenshot_name(path)}.json").write_text(json.dumps(weight))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(
         path=SCREENSHOTS / f"{screenshot_name(path)}-{device}.png", full_page=True
@@ -138,23 +145,7 @@ def visits(browser, site_server):
             cache[path, device] = visit(browser, site_server.url, path, device)
         return cache[path, device]
 
-    yield get
-    desktop = {
-        path: r for (path, device), r in sorted(cache.items()) if device == "desktop"
-    }
-    if desktop:
-        report_page_weights(desktop)
-
-
-def report_page_weights(records):
-    """A table of what each page transfers (gzip, as a static host serves it)."""
-    lines = ["| page | transferred (kB) | requests |", "| --- | ---: | ---: |"]
-    for path, record in records.items():
-        size, count = record["transferred"], record["num_requests"]
-        lines.append(f"| /{path} | {size / 1000:,.0f} | {count} |")
-    text = "\n".join(lines) + "\n"
-    (ROOT / "build").mkdir(exist_ok=True)
-    (ROOT / "build" / "page-weights.md").write_text(text)  # conftest prints it
+    return get
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -212,11 +203,14 @@ def test_chapter_pages_weigh_under_1_5_mb(visits, path):
     assert transferred < MAX_CHAPTER_BYTES, f"{path}: {transferred:,} bytes"
 
 
-def test_every_page_has_a_screenshot_for_reviewers(visits):
-    for path in PAGES:
-        for device in DEVICES:
-            visits(path, device)
-            assert (SCREENSHOTS / f"{screenshot_name(path)}-{device}.png").exists()
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_has_a_screenshot_for_reviewers(visits, path, device):
+    visits(path, device)
+    png = (SCREENSHOTS / f"{screenshot_name(path)}-{device}.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n"), path
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert width == DEVICES[device]["width"] and height >= DEVICES[device]["height"]
 
 
 @pytest.mark.parametrize("path", [p for p in PAGES if p.startswith("snippets/")])
@@ -269,3 +263,19 @@ def test_dark_mode_toggle_switches_and_persists(browser, site_server):
     page.locator('label[title="Switch to light mode"]').click()
     assert scheme() == "default"
     context.close()
+
+
+def test_a_page_s_tests_go_to_one_worker_together():
+    from conftest import work_unit
+
+    units = {
+        work_unit(f"tests/test_browser.py::{test}[{params}]")
+        for test, params in [
+            ("test_page_loads_cleanly_from_the_site_alone", "04-layers/"),
+            ("test_no_horizontal_scroll_on_a_phone", "04-layers/"),
+            ("test_every_page_has_a_screenshot_for_reviewers", "04-layers/-phone"),
+        ]
+    }
+    assert units == {"page 04-layers/"}
+    assert work_unit("tests/test_layers.py::test_x[1-2]") == "tests/test_layers.py"
+    assert work_unit("tests/test_browser.py::test_dark_mode") == "tests/test_browser.py"
