@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := site
-.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse
+.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse replicate
 
 $(INSTALLED): requirements.txt
 	rm -rf $(VENV)
@@ -46,6 +46,15 @@ chapter: $(INSTALLED)
 # time (tests/conftest.py's scheduler).
 test: lint site node-checks
 	$(BIN)/python -m pytest --numprocesses 2 --dist loadfile
+
+## The replication build: every snippet again with every seed it sets shifted by
+## 100 (data splits included) into build/replicate/, every claim test against
+## those results, then the claim ledger of both builds (tools/ledger.py).
+replicate: $(INSTALLED)
+	$(BIN)/python -m tools.runner --replicate
+	$(BIN)/python -m pytest -m claim --results build/replicate/snippets \
+	  --numprocesses 2 --dist loadfile
+	$(BIN)/python -m tools.ledger
 
 # axe-core and Lighthouse come from the npm registry (package-lock.json). Building
 # the site needs no Node.js; where it is missing, the axe checks are skipped.

@@ -31,7 +31,11 @@ DATASETS = ("digits", "shifted_digits")
 
 
 def setup(seed=0):
-    """Make a run repeatable: seeds, one thread, figure files without dates."""
+    """Make a run repeatable: seeds, one thread, figure files without dates.
+
+    The replication build (`make replicate`) sets $LK_SEED_OFFSET: every seed
+    the run then sets, here or later, is shifted by it (see _shift_seeds)."""
+    _shift_seeds(int(os.environ.get("LK_SEED_OFFSET", "0")))
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (libraries may draw from the global state)
     torch.manual_seed(seed)
@@ -54,6 +58,43 @@ def setup(seed=0):
             "image.interpolation_stage": "data",
         }
     )
+
+
+_UNSHIFTED = {}
+
+
+def _shift_seeds(offset):
+    """Add offset to every integer seed given to Python's, NumPy's, PyTorch's
+    and scikit-learn's random generators, so that a snippet re-run with other
+    seeds (data splits included) needs no change. No offset: nothing is touched."""
+    if not offset or _UNSHIFTED:
+        return
+
+    def shifted(seed):
+        is_int = isinstance(seed, int | np.integer) and not isinstance(seed, bool)
+        return seed + offset if is_int else seed
+
+    _UNSHIFTED.update(
+        random=random.seed,
+        numpy=np.random.seed,
+        default_rng=np.random.default_rng,
+        torch=torch.manual_seed,
+    )
+    random.seed = lambda seed=None, *args: _UNSHIFTED["random"](shifted(seed), *args)
+    np.random.seed = lambda seed=None: _UNSHIFTED["numpy"](shifted(seed))
+    np.random.default_rng = lambda seed=None: _UNSHIFTED["default_rng"](shifted(seed))
+    torch.manual_seed = lambda seed: _UNSHIFTED["torch"](shifted(seed))
+
+    class RandomState(np.random.RandomState):  # scikit-learn's random_state=int
+        def __init__(self, seed=None):
+            super().__init__(shifted(seed))
+
+    class Generator(torch.Generator):
+        def manual_seed(self, seed):
+            return super().manual_seed(shifted(seed))
+
+    np.random.RandomState = RandomState
+    torch.Generator = Generator
 
 
 def output_dir():

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,15 +19,70 @@ def _outputs_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("LK_OUTPUT_DIR", str(tmp_path / "outputs"))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--results",
+        type=Path,
+        default=runner.BUILD_DIR,
+        help="the snippets' outputs that claim tests read (default: the main "
+        f"build; {runner.REPLICATE_DIR.relative_to(ROOT)}: the replication build)",
+    )
+
+
+def results_dir(config):
+    return config.getoption("--results").resolve()
+
+
+def ledger_name(config):
+    """main, replicate, or the folder's name for any other results folder."""
+    folder = results_dir(config)
+    named = {runner.BUILD_DIR: "main", runner.REPLICATE_DIR: "replicate"}
+    return named.get(folder, folder.name)
+
+
 @pytest.fixture(scope="session")
-def results():
-    """What each snippet recorded; runs snippets whose outputs are stale."""
-    runner.run(log=lambda line: None)
+def results(pytestconfig):
+    """What each snippet recorded. For the main or the replication build, first
+    runs the snippets whose outputs are stale; any other folder is read as it is."""
+    folder = results_dir(pytestconfig)
+    if folder == runner.BUILD_DIR:
+        runner.run(log=lambda line: None)
+    elif folder == runner.REPLICATE_DIR:
+        runner.run(
+            build_dir=folder,
+            seed_offset=runner.REPLICATE_SEED_OFFSET,
+            log=lambda line: None,
+        )
     return {
-        name: json.loads((runner.BUILD_DIR / name / "results.json").read_text())
+        name: json.loads((folder / name / "results.json").read_text())
         for name in runner.snippet_names()
-        if (runner.BUILD_DIR / name / "results.json").exists()
+        if (folder / name / "results.json").exists()
     }
+
+
+# The claim ledger: a test that takes the `claim` fixture is a claim test (marked
+# `claim`, so `pytest -m claim` runs them alone); its rows land in build/claims/.
+LEDGER_DIR = ROOT / "build" / "claims"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "claim" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.claim)
+
+
+@pytest.fixture
+def claim(request):
+    from claims import Claim
+
+    checked = Claim(request.node.nodeid)
+    yield checked
+    folder = LEDGER_DIR / ledger_name(request.config)
+    folder.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.nodeid)
+    (folder / f"{slug}.json").write_text(json.dumps(checked.rows, indent=1))
+    if not checked.rows and not getattr(request.node, "lk_call_failed", False):
+        pytest.fail("a claim test must state its effect with claim.exceeds or .within")
 
 
 # Browser tests (test_browser.py, test_explorer*.py): Debian's Chromium, driven by
@@ -74,6 +130,14 @@ def browser():
         browser.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call" and report.failed:
+        item.lk_call_failed = True  # the claim fixture then asks for no rows
+    return report
+
+
 def pytest_sessionstart(session):
     session.config.lk_started = time.time()
 
@@ -102,7 +166,36 @@ def pytest_xdist_make_scheduler(config, log):
     return ByWorkUnit(config, log)
 
 
+def write_ledger(terminalreporter, config):
+    """Gather the claim rows of this run into build/claims/NAME.json, where
+    tools/ledger.py reads them, and say how thin the thinnest margin was."""
+    name = ledger_name(config)
+    rows = [
+        row
+        for file in sorted((LEDGER_DIR / name).glob("*.json"))
+        if file.stat().st_mtime >= config.lk_started
+        for row in json.loads(file.read_text())
+    ]
+    if not rows:
+        return
+    (LEDGER_DIR / f"{name}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    exceeds = [row for row in rows if row["kind"] == "exceeds"]
+    thinnest = min(exceeds, key=lambda row: row["margin"] / row["z"], default=None)
+    terminalreporter.write_sep("-", f"claim ledger ({name}, build/claims/{name}.json)")
+    terminalreporter.write_line(
+        f"{len(rows)} claims checked, {sum(not row['holds'] for row in rows)} failed"
+        + (
+            f"; thinnest margin {thinnest['margin']:.1f} (needs {thinnest['z']}): "
+            f"{thinnest['claim']}"
+            if thinnest
+            else ""
+        )
+    )
+    terminalreporter.write_line("python -m tools.ledger prints the table")
+
+
 def pytest_terminal_summary(terminalreporter, config):
+    write_ledger(terminalreporter, config)
     """Print the weights of the pages test_browser.py visited in this run (in
     this process or in pytest-xdist's workers), and keep them as one table."""
     weights = sorted(

@@ -3,6 +3,7 @@
     python -m tools.runner              # every snippet that changed
     python -m tools.runner NAME ...     # only these
     python -m tools.runner --force      # ignore the cache
+    python -m tools.runner --replicate  # every seed shifted, into build/replicate/
 
 A snippet is a jupytext "percent" file in snippets/ (it has `# %%` cells); other
 .py files there are modules that snippets import. Each snippet runs in a fresh
@@ -34,6 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SNIPPETS_DIR = ROOT / "snippets"
 BUILD_DIR = ROOT / "build" / "snippets"
+# The replication build: the same snippets with every seed shifted by
+# REPLICATE_SEED_OFFSET (book.setup reads $LK_SEED_OFFSET), kept apart.
+REPLICATE_DIR = ROOT / "build" / "replicate" / "snippets"
+REPLICATE_SEED_OFFSET = 100
 REQUIREMENTS = ROOT / "requirements.txt"
 
 # Bump to invalidate every cached run when the way snippets are executed changes.
@@ -86,11 +91,14 @@ def local_imports(path: Path, snippets_dir: Path) -> list[Path]:
     return [found[name] for name in sorted(found)]
 
 
-def cache_key(path: Path, snippets_dir: Path = SNIPPETS_DIR) -> str:
+def cache_key(
+    path: Path, snippets_dir: Path = SNIPPETS_DIR, seed_offset: int = 0
+) -> str:
     """Changes when anything the snippet's outputs depend on changes."""
     digest = hashlib.sha256()
     for part in (
         RUNNER_VERSION,
+        f"seed offset {seed_offset}" if seed_offset else "",
         platform.python_version(),
         version("torch"),
         REQUIREMENTS.read_bytes() if REQUIREMENTS.exists() else b"",
@@ -153,7 +161,9 @@ def _source_line(path: Path, cell_source: str) -> int | None:
     return None
 
 
-def execute(path: Path, out_dir: Path, snippets_dir: Path) -> None:
+def execute(
+    path: Path, out_dir: Path, snippets_dir: Path, seed_offset: int = 0
+) -> None:
     """Run one snippet in a fresh kernel; raise SnippetError naming the cell."""
     import nbformat
     from jupyter_client.manager import KernelManager
@@ -172,6 +182,7 @@ def execute(path: Path, out_dir: Path, snippets_dir: Path) -> None:
         MKL_NUM_THREADS="1",
         OPENBLAS_NUM_THREADS="1",
         PYTHONHASHSEED="0",
+        LK_SEED_OFFSET=str(seed_offset),
     )
     with (
         tempfile.TemporaryDirectory(prefix=f"snippet-{path.stem}-") as workdir,
@@ -204,9 +215,11 @@ def execute(path: Path, out_dir: Path, snippets_dir: Path) -> None:
     nbformat.write(nb, out_dir / f"{path.stem}.ipynb")
 
 
-def _run_one(path: Path, out_dir: Path, snippets_dir: Path, key: str) -> Outcome:
+def _run_one(
+    path: Path, out_dir: Path, snippets_dir: Path, key: str, seed_offset: int
+) -> Outcome:
     start = time.perf_counter()
-    execute(path, out_dir, snippets_dir)
+    execute(path, out_dir, snippets_dir, seed_offset)
     seconds = time.perf_counter() - start
     (out_dir / "run.json").write_text(
         json.dumps({"key": key, "seconds": round(seconds, 2)}, indent=1) + "\n"
@@ -214,12 +227,18 @@ def _run_one(path: Path, out_dir: Path, snippets_dir: Path, key: str) -> Outcome
     return Outcome(path.stem, True, seconds)
 
 
-def is_fresh(name: str, snippets_dir: Path = SNIPPETS_DIR, build_dir: Path = BUILD_DIR):
+def is_fresh(
+    name: str,
+    snippets_dir: Path = SNIPPETS_DIR,
+    build_dir: Path = BUILD_DIR,
+    seed_offset: int = 0,
+):
     run_file = build_dir / name / "run.json"
     if not run_file.exists():
         return False
     recorded = json.loads(run_file.read_text())
-    return recorded["key"] == cache_key(snippets_dir / f"{name}.py", snippets_dir)
+    path = snippets_dir / f"{name}.py"
+    return recorded["key"] == cache_key(path, snippets_dir, seed_offset)
 
 
 def wall_seconds(seconds: list[float], jobs: int) -> float:
@@ -240,6 +259,7 @@ def run(
     build_dir: Path = BUILD_DIR,
     jobs: int = 2,
     log=print,
+    seed_offset: int = 0,
 ) -> list[Outcome]:
     known = snippet_names(snippets_dir)
     unknown = sorted(set(names or []) - set(known))
@@ -254,13 +274,13 @@ def run(
     for name in names or known:
         path = snippets_dir / f"{name}.py"
         out_dir = build_dir / name
-        key = cache_key(path, snippets_dir)
-        if not force and is_fresh(name, snippets_dir, build_dir):
+        key = cache_key(path, snippets_dir, seed_offset)
+        if not force and is_fresh(name, snippets_dir, build_dir, seed_offset):
             seconds = json.loads((out_dir / "run.json").read_text())["seconds"]
             log(f"  cached  {name:<32} (ran in {seconds:.1f} s)")
             outcomes.append(Outcome(name, False, seconds))
         else:
-            pending.append((path, out_dir, snippets_dir, key))
+            pending.append((path, out_dir, snippets_dir, key, seed_offset))
     failures = []
     with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(pending) or 1))) as pool:
         futures = [pool.submit(_run_one, *args) for args in pending]
@@ -306,9 +326,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="snippets to run (default: all)")
     parser.add_argument("--force", action="store_true", help="ignore the cache")
     parser.add_argument("--jobs", type=int, default=2, help="snippets run at once")
+    parser.add_argument(
+        "--replicate",
+        action="store_true",
+        help=f"shift every seed by {REPLICATE_SEED_OFFSET}, into {REPLICATE_DIR}",
+    )
     args = parser.parse_args(argv)
+    where = {}
+    if args.replicate:
+        where = {"build_dir": REPLICATE_DIR, "seed_offset": REPLICATE_SEED_OFFSET}
     try:
-        run(args.names or None, force=args.force, jobs=args.jobs)
+        run(args.names or None, force=args.force, jobs=args.jobs, **where)
     except SnippetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
