@@ -380,7 +380,7 @@ def run_trials(make_net, data, protocol=PROTOCOL):
         accuracies.append(history["test_accuracy"][-1])
     return {
         "mean": float(np.mean(accuracies)),
-        "std": float(np.std(accuracies)),
+        "std": float(np.std(accuracies, ddof=1)),  # the sample std over seeds
         "accuracies": accuracies,
         "parameters": count_parameters(net),
         "seconds": float(np.mean(seconds)),
@@ -894,7 +894,7 @@ def fit_trials(make_net, data, seeds=(0, 1, 2), **settings):
     return {
         "val_accuracies": scores,
         "mean": float(np.mean(scores)),
-        "std": float(np.std(scores)),
+        "std": float(np.std(scores, ddof=1)),  # the sample std over seeds
         "nets": nets,
         "histories": histories,
     }
