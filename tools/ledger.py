@@ -31,8 +31,7 @@ def cell(row):
         return "not run"
     mark = "" if row["holds"] else " **FAILS**"
     return (
-        f"{row['effect']:.3g} ± {row['uncertainty']:.2g} "
-        f"({row['margin']:+.1f}){mark}"
+        f"{row['effect']:.3g} ± {row['uncertainty']:.2g} ({row['margin']:+.1f}){mark}"
     )
 
 
