@@ -64,15 +64,16 @@ _UNSHIFTED = {}
 
 
 def _shift_seeds(offset):
-    """Add offset to every integer seed given to Python's, NumPy's, PyTorch's
-    and scikit-learn's random generators, so that a snippet re-run with other
-    seeds (data splits included) needs no change. No offset: nothing is touched."""
+    """Add offset to every integer seed that Python's, NumPy's, PyTorch's and
+    scikit-learn's random generators are given, so that a snippet re-runs with
+    other seeds (data splits included) unchanged. No offset: nothing changes."""
     if not offset or _UNSHIFTED:
         return
 
     def shifted(seed):
-        is_int = isinstance(seed, int | np.integer) and not isinstance(seed, bool)
-        return seed + offset if is_int else seed
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            return seed
+        return seed + offset
 
     _UNSHIFTED.update(
         random=random.seed,
@@ -80,10 +81,18 @@ def _shift_seeds(offset):
         default_rng=np.random.default_rng,
         torch=torch.manual_seed,
     )
-    random.seed = lambda seed=None, *args: _UNSHIFTED["random"](shifted(seed), *args)
-    np.random.seed = lambda seed=None: _UNSHIFTED["numpy"](shifted(seed))
-    np.random.default_rng = lambda seed=None: _UNSHIFTED["default_rng"](shifted(seed))
-    torch.manual_seed = lambda seed: _UNSHIFTED["torch"](shifted(seed))
+
+    def random_seed(seed=None, *args):
+        return _UNSHIFTED["random"](shifted(seed), *args)
+
+    def numpy_seed(seed=None):
+        return _UNSHIFTED["numpy"](shifted(seed))
+
+    def default_rng(seed=None):
+        return _UNSHIFTED["default_rng"](shifted(seed))
+
+    def manual_seed(seed):
+        return _UNSHIFTED["torch"](shifted(seed))
 
     class RandomState(np.random.RandomState):  # scikit-learn's random_state=int
         def __init__(self, seed=None):
@@ -93,8 +102,9 @@ def _shift_seeds(offset):
         def manual_seed(self, seed):
             return super().manual_seed(shifted(seed))
 
-    np.random.RandomState = RandomState
-    torch.Generator = Generator
+    random.seed, np.random.seed = random_seed, numpy_seed
+    np.random.default_rng, np.random.RandomState = default_rng, RandomState
+    torch.manual_seed, torch.Generator = manual_seed, Generator
 
 
 def output_dir():

@@ -163,3 +163,15 @@ def test_executed_notebook_runs_alone_in_an_empty_folder(book, tmp_path, monkeyp
     alone.mkdir()
     NotebookClient(notebook, resources={"metadata": {"path": str(alone)}}).execute()
     assert {p.name for p in alone.iterdir()} >= {"book.py", "helper.py", "outputs"}
+
+
+def test_a_stored_run_comes_back_with_its_source(book):
+    """Switching a snippet away and back (another branch) re-runs nothing."""
+    snippets, build = book
+    original = (snippets / "tiny.py").read_text()
+    assert run(book)[0] == {"tiny": True}
+    (snippets / "tiny.py").write_text(original + "\n# another branch\n")
+    assert run(book)[0] == {"tiny": True}
+    (snippets / "tiny.py").write_text(original)
+    assert run(book)[0] == {"tiny": False}
+    assert json.loads((build / "tiny" / "results.json").read_text())["value"] == 42

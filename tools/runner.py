@@ -11,7 +11,10 @@ kernel, in an empty folder, exactly as a reader's downloaded notebook would: the
 local modules it imports are written next to it by a first cell, hidden on the
 site. Its outputs land in build/snippets/NAME/: the executed notebook NAME.ipynb,
 the figures it saved, results.json with the numbers it recorded, and run.json
-with the cache key and run time.
+with the cache key and run time. Each run is also kept by its cache key in
+build/cache/ (build/replicate/cache/ for the replication build), so switching
+branches and back re-runs nothing; make that folder a symlink to share it
+between clones or worktrees.
 """
 
 from __future__ import annotations
@@ -241,6 +244,32 @@ def is_fresh(
     return recorded["key"] == cache_key(path, snippets_dir, seed_offset)
 
 
+def cache_dir(build_dir: Path) -> Path:
+    return build_dir.parent / "cache"
+
+
+def restore(key: str, out_dir: Path, build_dir: Path) -> bool:
+    """Copy a stored run with this cache key into out_dir, if there is one."""
+    stored = cache_dir(build_dir) / key
+    if not (stored / "run.json").exists():
+        return False
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    shutil.copytree(stored, out_dir)
+    return True
+
+
+def store(key: str, out_dir: Path, build_dir: Path) -> None:
+    """Keep a finished run by its cache key (written aside, then renamed, so a
+    concurrent build never reads half a run)."""
+    stored = cache_dir(build_dir) / key
+    partial = stored.with_name(f".{key}.{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(out_dir, partial)
+    shutil.rmtree(stored, ignore_errors=True)
+    partial.rename(stored)
+
+
 def wall_seconds(seconds: list[float], jobs: int) -> float:
     """Wall time of running snippets that take these times, in this order,
     with `jobs` at a time, each worker taking the next when free (as the
@@ -275,7 +304,8 @@ def run(
         path = snippets_dir / f"{name}.py"
         out_dir = build_dir / name
         key = cache_key(path, snippets_dir, seed_offset)
-        if not force and is_fresh(name, snippets_dir, build_dir, seed_offset):
+        fresh = is_fresh(name, snippets_dir, build_dir, seed_offset)
+        if not force and (fresh or restore(key, out_dir, build_dir)):
             seconds = json.loads((out_dir / "run.json").read_text())["seconds"]
             log(f"  cached  {name:<32} (ran in {seconds:.1f} s)")
             outcomes.append(Outcome(name, False, seconds))
@@ -292,6 +322,7 @@ def run(
                 failures.append(str(error))
                 log(f"  FAILED  {name}")
                 continue
+            store(args[3], args[1], build_dir)
             log(f"  ran     {name:<32} {outcome.seconds:6.1f} s")
             outcomes.append(outcome)
     if failures:
