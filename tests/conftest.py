@@ -3,6 +3,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -40,24 +41,44 @@ def ledger_name(config):
     return named.get(folder, folder.name)
 
 
+class Results(Mapping):
+    """What each snippet recorded, read when a test first asks for it. For the
+    main or the replication build a stale snippet is run first, so a test file
+    runs only the snippets it reads; any other folder is read as it is."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.settings = {
+            runner.BUILD_DIR: {},
+            runner.REPLICATE_DIR: {"seed_offset": runner.REPLICATE_SEED_OFFSET},
+        }.get(folder)
+        self.loaded = {}
+
+    def __getitem__(self, name):
+        if name not in self.loaded:
+            if self.settings is not None and name in runner.snippet_names():
+                runner.run(
+                    [name],
+                    build_dir=self.folder,
+                    log=lambda line: None,
+                    **self.settings,
+                )
+            path = self.folder / name / "results.json"
+            if not path.exists():
+                raise KeyError(f"{name!r} recorded no results in {self.folder}")
+            self.loaded[name] = json.loads(path.read_text())
+        return self.loaded[name]
+
+    def __iter__(self):
+        return iter(runner.snippet_names())
+
+    def __len__(self):
+        return len(runner.snippet_names())
+
+
 @pytest.fixture(scope="session")
 def results(pytestconfig):
-    """What each snippet recorded. For the main or the replication build, first
-    runs the snippets whose outputs are stale; any other folder is read as it is."""
-    folder = results_dir(pytestconfig)
-    if folder == runner.BUILD_DIR:
-        runner.run(log=lambda line: None)
-    elif folder == runner.REPLICATE_DIR:
-        runner.run(
-            build_dir=folder,
-            seed_offset=runner.REPLICATE_SEED_OFFSET,
-            log=lambda line: None,
-        )
-    return {
-        name: json.loads((folder / name / "results.json").read_text())
-        for name in runner.snippet_names()
-        if (folder / name / "results.json").exists()
-    }
+    return Results(results_dir(pytestconfig))
 
 
 # The claim ledger: a test that takes the `claim` fixture is a claim test (marked
