@@ -50,7 +50,7 @@ for (row, col), value in np.ndenumerate(patch):
         value,
         ha="center",
         va="center",
-        fontsize=7,
+        fontsize=10,
         color="white" if value < 128 else "black",
     )
 zoom.set_title(f"the red {size} × {size} patch, as numbers")
@@ -110,11 +110,12 @@ record(
 )
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
-axes[0].imshow(image, cmap="gray")
-axes[0].set_title("input image")
-axes[1].imshow(hog_image, cmap="gray", vmax=np.percentile(hog_image, 99.5))
-axes[1].set_title("HOG: the dominant edge directions per 16 × 16 cell")
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+photo_shown = axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+fig.colorbar(photo_shown, ax=axes[0], shrink=0.8)
+axes[0].set_title("input image (brightness)")
+show_unsigned(axes[1], hog_image, np.quantile(hog_image, 1 - saturated))
+axes[1].set_title("HOG: edge directions per 16 × 16 cell")
 for ax in axes:
     ax.axis("off")
 save_figure(fig, "hog")

@@ -53,7 +53,7 @@ examples = [int(torch.nonzero(data.y_train == digit)[0]) for digit in range(10)]
 fig = show_images(
     [data.X_train[i] for i in examples],
     [f"label {digit}" for digit in range(10)],
-    ncols=10,
+    ncols=5,  # two rows: labels stay readable at the page's width
     cmap="gray_r",
 )
 save_figure(fig, "digits")
@@ -65,7 +65,7 @@ strongest = max(m.max().item() for m in edge_maps)
 fig = show_images(
     edge_maps,
     [f"edges of {digit}" for digit in range(10)],
-    ncols=10,
+    ncols=5,
     cmap=UNSIGNED,
     vmin=0,
     vmax=strongest,
@@ -206,7 +206,7 @@ x = first_fold.X_test[index : index + 1]
 with torch.no_grad():
     probabilities = torch.softmax(sobel_net(x), dim=1)[0]
 
-fig = plt.figure(figsize=(13, 3.2))
+fig = plt.figure(figsize=(10.5, 3.4))
 grid = fig.add_gridspec(2, 5, width_ratios=[1, 0.6, 1, 1, 1.3], wspace=0.5)
 image_ax = fig.add_subplot(grid[:, 0])
 image_ax.imshow(x[0, 0], cmap="gray_r")
@@ -219,13 +219,13 @@ for row, (kernel, name) in enumerate(
     for (r, c), value in np.ndenumerate(kernel.numpy()):
         colour = "white" if abs(value) > 1 else "black"  # dark cells: white
         ax.text(c, r, f"{value:g}", ha="center", va="center", color=colour)
-    ax.set_title(f"{name} (fixed)", fontsize=9)
+    ax.set_title(f"{name} (fixed)")
 edges_ax = fig.add_subplot(grid[:, 2])
 show_unsigned(edges_ax, edge_magnitude(x)[0, 0], colorbar=False)
 edges_ax.set_title("edge map (8 × 8)")
 weights_ax = fig.add_subplot(grid[:, 3])
 show_signed(weights_ax, W.reshape(10, 64), limit, colorbar=False, aspect="auto")
-weights_ax.set_title("softmax weights\n(10 × 64, learned)", fontsize=10)
+weights_ax.set_title("softmax weights\n(10 × 64, learned)")
 weights_ax.set_ylabel("class")
 weights_ax.set_yticks(range(10))
 bars_ax = fig.add_subplot(grid[:, 4])
@@ -238,10 +238,9 @@ bars_ax.set(
     title=f"output (label {int(first_fold.y_test[index])})",
 )
 weights_bar = fig.colorbar(
-    weights_ax.images[0], ax=weights_ax, location="bottom", shrink=0.9, pad=0.04
+    weights_ax.images[0], ax=weights_ax, location="bottom", shrink=0.9, pad=0.03
 )
-weights_bar.ax.tick_params(labelsize=8)
-for ax in fig.axes[:4]:
+for ax in fig.axes[:5]:  # every panel but the bar chart
     ax.spines[:].set_visible(False)
     ax.set_xticks([])
     if ax is not weights_ax:
