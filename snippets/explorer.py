@@ -17,6 +17,7 @@ from skimage import data, transform
 from sklearn.datasets import load_digits
 
 from book import SOBEL_X, SOBEL_Y, output_dir, record, save_figure, setup
+from why_cnns_ops import show_signed
 
 setup()
 
@@ -134,13 +135,14 @@ record(
 )
 
 # %%
-fig, axes = plt.subplots(2, 3, figsize=(9, 6.4))
+fig, axes = plt.subplots(2, 3, figsize=(10, 6.4))
 for ax, preset in zip(axes.flat, PRESETS):
     Y = references[f"photo/{preset}"]
-    scale = np.abs(Y).max()
-    # Grey where no value is negative, else red and blue, as on the page.
-    cmap, low = ("gray", 0) if Y.min() >= 0 else ("RdBu", -scale)
-    ax.imshow(Y, cmap=cmap, vmin=low, vmax=scale, interpolation="none")
+    if Y.min() >= 0:  # like the image itself: black 0, white the largest
+        shown = ax.imshow(Y, cmap="gray", vmin=0, interpolation="none")
+        fig.colorbar(shown, ax=ax, shrink=0.8)
+    else:  # the book's convention: red positive, blue negative, white 0
+        show_signed(ax, Y, interpolation="none")
     ax.set_title(preset)
     ax.axis("off")
 save_figure(fig, "presets")

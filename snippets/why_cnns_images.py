@@ -12,6 +12,7 @@ from matplotlib.patches import Rectangle
 from skimage import data, feature, transform
 
 from book import edge_magnitude, record, save_figure, setup, sobel
+from why_cnns_ops import show_signed, show_unsigned
 
 setup()
 
@@ -49,7 +50,7 @@ for (row, col), value in np.ndenumerate(patch):
         value,
         ha="center",
         va="center",
-        fontsize=7,
+        fontsize=10,
         color="white" if value < 128 else "black",
     )
 zoom.set_title(f"the red {size} × {size} patch, as numbers")
@@ -69,20 +70,24 @@ edges = edge_magnitude(image)[0].numpy()
 # --8<-- [end:sobel-photo]
 
 # %%
-panels = [
-    (image, "input image", "gray", 0, 1),
-    (gx, "Sobel x: vertical edges", "RdBu", -1, 1),
-    (gy, "Sobel y: horizontal edges", "RdBu", -1, 1),
-    (edges, "edge map: gradient length", "gray", 0, 1),
-]
-fig, axes = plt.subplots(2, 2, figsize=(9, 9.4))
-for ax, (values, title, cmap, low, high) in zip(axes.flat, panels):
-    # Let the strongest 0.5 % of edges saturate, so that faint ones show.
-    scale = 1 if values is image else np.percentile(np.abs(values), 99.5)
-    ax.imshow(values, cmap=cmap, vmin=low * scale, vmax=high * scale)
-    ax.set_title(title)
+fig, axes = plt.subplots(2, 2, figsize=(9.6, 9.4))
+photo_shown = axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
+fig.colorbar(photo_shown, ax=axes[0, 0], shrink=0.8)
+axes[0, 0].set_title("input image (brightness)")
+# One colour range for both gradients, symmetric about zero. The strongest
+# 0.5 % of values saturate, so that faint edges show.
+saturated = 0.005
+limit = np.quantile(np.abs(np.stack([gx, gy])), 1 - saturated)
+show_signed(axes[0, 1], gx, limit)
+axes[0, 1].set_title("Sobel x: vertical edges")
+show_signed(axes[1, 0], gy, limit)
+axes[1, 0].set_title("Sobel y: horizontal edges")
+show_unsigned(axes[1, 1], edges, np.quantile(edges, 1 - saturated))
+axes[1, 1].set_title("edge map: gradient length")
+for ax in axes.flat:
     ax.axis("off")
 save_figure(fig, "sobel_photo")
+record(saturated_share=saturated)
 
 # %% [markdown]
 # ## HOG: histograms of oriented gradients
@@ -97,14 +102,20 @@ hog_features, hog_image = feature.hog(
     visualize=True,
 )
 # --8<-- [end:hog]
-record(hog_length=hog_features.size)
+cells = image.shape[0] // 16  # cells per side
+record(
+    hog_length=hog_features.size,
+    hog_cells=cells,
+    hog_blocks=cells - 2 + 1,  # a 2 × 2 block slides one cell at a time
+)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.6))
-axes[0].imshow(image, cmap="gray")
-axes[0].set_title("input image")
-axes[1].imshow(hog_image, cmap="gray", vmax=np.percentile(hog_image, 99.5))
-axes[1].set_title("HOG: the dominant edge directions per 16 × 16 cell")
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+photo_shown = axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+fig.colorbar(photo_shown, ax=axes[0], shrink=0.8)
+axes[0].set_title("input image (brightness)")
+show_unsigned(axes[1], hog_image, np.quantile(hog_image, 1 - saturated))
+axes[1].set_title("HOG: edge directions per 16 × 16 cell")
 for ax in axes:
     ax.axis("off")
 save_figure(fig, "hog")

@@ -141,9 +141,37 @@ def test_the_explorer_works_after_instant_navigation(browser, instant_site):
         page.wait_for_selector(".explorer[data-ready='true']", timeout=10_000)
         assert page.locator(".explorer__controls").count() == 1
         page.get_by_label("Kernel", exact=True).select_option("Sobel x")
-        assert "blue up to" in page.locator(".explorer__size").inner_text()
+        assert "red up to" in page.locator(".explorer__size").inner_text()
         page.get_by_role("link", name="Home").first.click()
         page.wait_for_url(instant_site.url)
     assert page.evaluate("window.notReloaded") is True, "the pages fully reloaded"
     assert errors == []
     page.close()
+
+
+def test_signed_maps_are_red_positive_blue_negative_white_zero(page):
+    """The book's convention (chapter 1), on the page's own canvas."""
+    choose(page, "Kernel", "Sobel x")
+    values = output(page)
+    pixels = np.array(
+        page.evaluate(
+            """() => {
+              const canvas = document.querySelectorAll('.explorer canvas')[1];
+              const {width, height} = canvas;
+              const rgba = canvas.getContext('2d')
+                .getImageData(0, 0, width, height).data;
+              return Array.from(rgba);
+            }"""
+        ),
+        dtype=float,
+    ).reshape(*values.shape, 4)
+    red, blue = pixels[..., 0], pixels[..., 2]
+    high = np.abs(values).max()
+    strong_positive = values > 0.5 * high
+    strong_negative = values < -0.5 * high
+    assert strong_positive.any() and strong_negative.any()
+    assert (red[strong_positive] > blue[strong_positive] + 50).all()
+    assert (blue[strong_negative] > red[strong_negative] + 50).all()
+    near_zero = np.abs(values) < 0.02 * high
+    assert near_zero.any()
+    assert (pixels[near_zero][:, :3] > 240).all()  # white

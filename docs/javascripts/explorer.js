@@ -25,6 +25,9 @@
   const STRIDES = [1, 2, 3];
   const PADDINGS = [0, 1, 2];
   const DISPLAY = 256; // CSS pixels across for the input image
+  // The colour bar's gradients: the same end colours as draw() below.
+  const SIGNED_BAR = "linear-gradient(to right, #2166ac, #ffffff, #b2001f)";
+  const GREY_BAR = "linear-gradient(to right, #000000, #ffffff)";
 
   /** Rows of pixel values in [0, 1] from a greyscale <img>. */
   async function readPixels(img) {
@@ -77,7 +80,9 @@
     return Y;
   }
 
-  /** Grey from 0 to the maximum, or red (negative), white (0), blue. */
+  /** Grey from 0 to the maximum (like the image), or the book's signed
+   * colours: red positive, white 0, blue negative, on a range symmetric
+   * about 0 (chapter 1; snippets/why_cnns_ops.py draws the same). */
   function draw(canvas, Y, scale, range = null) {
     const height = Y.length;
     const width = height ? Y[0].length : 0;
@@ -103,9 +108,9 @@
         if (!diverging) {
           rgb = [255 * t, 255 * t, 255 * t];
         } else if (t >= 0) {
-          rgb = [255 - 222 * t, 255 - 153 * t, 255 - 83 * t]; // to #2166ac
+          rgb = [255 - 77 * t, 255 - 255 * t, 255 - 223 * t]; // to red #b2001f
         } else {
-          rgb = [255 + 77 * t, 255 + 255 * t, 255 + 223 * t]; // to #b2001f
+          rgb = [255 + 222 * t, 255 + 153 * t, 255 + 83 * t]; // to blue #2166ac
         }
         image.data.set([...rgb.map(Math.round), 255], 4 * (i * width + j));
       }
@@ -122,6 +127,28 @@
     }
     el.append(...children);
     return el;
+  }
+
+  /** A colour bar: the gradient, and its low, middle and high values. */
+  function colourBar() {
+    const bar = element("div", { "aria-hidden": "true" });
+    bar.style.cssText = "height: 0.8em; border: 1px solid #888; margin-top: 0.3em";
+    const labels = [element("span"), element("span"), element("span")];
+    const row = element("div", { "aria-hidden": "true" }, labels);
+    row.style.cssText =
+      "display: flex; justify-content: space-between; font-size: 0.8em";
+    const root = element("div", { class: "explorer__colourbar" }, [bar, row]);
+    root.style.width = "100%";
+    return {
+      root,
+      show(diverging, high) {
+        bar.style.background = diverging ? SIGNED_BAR : GREY_BAR;
+        const values = diverging ? [-high, 0, high] : [0, high / 2, high];
+        labels.forEach((label, n) => {
+          label.textContent = (values[n] < 0 ? "−" : "") + format(Math.abs(values[n]));
+        });
+      },
+    };
   }
 
   function format(value) {
@@ -175,6 +202,7 @@
     const outputCanvas = element("canvas", { role: "img" });
     const inputCaption = element("figcaption");
     const outputCaption = element("figcaption");
+    const outputBar = colourBar();
     const summary = element("p", { class: "explorer__size", "aria-live": "polite" });
     const controls = element("div", { class: "explorer__controls" }, [
       element("div", { class: "explorer__field" }, imageMenu),
@@ -188,7 +216,7 @@
     ]);
     const views = element("div", { class: "explorer__views" }, [
       element("figure", {}, [inputCanvas, inputCaption]),
-      element("figure", {}, [outputCanvas, outputCaption]),
+      element("figure", {}, [outputCanvas, outputBar.root, outputCaption]),
     ]);
     root.append(controls, views, summary);
 
@@ -216,6 +244,8 @@
       const outW = outputSize(width, 3, state.stride, state.padding);
       const Y = featureMap(X, state.kernel, state.stride, state.padding);
       const { diverging, high } = draw(outputCanvas, Y, scale);
+      outputBar.show(diverging, high);
+      outputBar.root.style.width = outputCanvas.style.width;
       api.output = { height: outH, width: outW, values: Y.map((r) => Array.from(r)) };
       inputCaption.textContent = `Input: ${height} × ${width} pixels`;
       inputCanvas.setAttribute("aria-label", `The ${state.image}, ${height} by ${width} pixels`);
@@ -225,7 +255,7 @@
         `Feature map of the ${state.image}, ${outH} by ${outW} values`,
       );
       const colours = diverging
-        ? `blue up to +${format(high)}, white 0, red down to −${format(high)}`
+        ? `red up to +${format(high)}, white 0, blue down to −${format(high)}`
         : `black 0, white ${format(high)}`;
       summary.textContent =
         `Output size: ⌊(${height} + 2 × ${state.padding} − 3) / ${state.stride}⌋ + 1` +
