@@ -1,6 +1,9 @@
 """Chapter 2: recovering Sobel by gradient descent, one learned kernel for the
 task, the shifted digits, and the protocol behind the results table."""
 
+import re
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -21,6 +24,8 @@ from book import (
     place_on_canvas,
     run_trials,
 )
+
+SNIPPETS = Path(__file__).resolve().parent.parent / "snippets"
 
 # The recovery figures write each weight with 2 (snapshots) and 4 (final)
 # decimals: an error below half the last shown digit of the snapshots makes the
@@ -189,6 +194,7 @@ def test_dead_runs_are_the_runs_at_chance(task):
 def test_a_learned_kernel_does_as_well_as_a_hand_picked_one(task, claim):
     """The chapter: the learned kernel lands between fixed Sobel x and y,
     with no clear difference from either at this budget."""
+    assert task["sobel_x_mean"] < task["learned_mean"] < task["sobel_y_mean"]
     for fixed in ("sobel_x", "sobel_y"):
         effect, se = difference(task, "learned", fixed)
         claim.within(
@@ -478,3 +484,14 @@ def test_draw_kernel_writes_every_weight_and_rejects_a_bank():
     with pytest.raises(ValueError, match=r"shape \(2, 3, 3\)"):
         draw_kernel(ax, torch.zeros(2, 3, 3))
     plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["learn_kernel_recover", "learn_kernel_task"])
+def test_signed_values_are_drawn_red_positive_blue_negative(name):
+    """The book's one sign convention: RdBu_r (red +, blue −, white 0), on a
+    range symmetric about zero, never another diverging map."""
+    source = (SNIPPETS / f"{name}.py").read_text()
+    maps = re.findall(r'cmap="([^"]+)"', source)
+    assert maps and set(maps) <= {"RdBu_r", "gray", "gray_r"}
+    for call in re.findall(r'cmap="RdBu_r"[^)]*', source):
+        assert "vmin=-" in call

@@ -1,6 +1,7 @@
 """Chapter 3: banks of kernels, colour kernels, parameter counts, the sweeps."""
 
 import ast
+import re
 from pathlib import Path
 
 import many_kernels_ops
@@ -373,3 +374,14 @@ def test_what_the_learned_banks_look_like(results):
     assert digits["bank_sparse_maps"] < shifted["bank_sparse_maps"]
     # The prose names one digit for both figures.
     assert digits["bank_label"] == shifted["bank_label"]
+
+
+@pytest.mark.parametrize("name", ["many_kernels", *SWEEPS])
+def test_signed_values_are_drawn_red_positive_blue_negative(name):
+    """The book's one sign convention: RdBu_r (red +, blue −, white 0), on a
+    range symmetric about zero, never another diverging map."""
+    source = (SNIPPETS / f"{name}.py").read_text()
+    for cmap in re.findall(r'cmap="([^"]+)"', source):
+        assert cmap in {"RdBu_r", "gray", "gray_r"}
+    for call in re.findall(r'cmap="RdBu_r"[^)]*', source):
+        assert "vmin=-" in call
