@@ -7,9 +7,13 @@
 # budget, then try both on a harder version of the digits.
 
 # %%
+from collections import defaultdict
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from torch import nn
 
 from book import (
     PROTOCOL,
@@ -40,34 +44,66 @@ H = data.X_train.shape[-1]  # 8: the images are 8 × 8
 
 # --8<-- [start:fixed-kernel]
 def fixed_kernel_net(K, image_size):
-    """LearnedKernelSoftmax with its kernel set to K and frozen."""
+    """LearnedKernelSoftmax with its nine kernel weights set to K and frozen."""
     net = LearnedKernelSoftmax(num_kernels=1, image_size=image_size)
     with torch.no_grad():
         net.conv.weight.copy_(K)  # (3, 3) into the (1, 1, 3, 3) weight
-        net.conv.bias.zero_()
-    net.conv.requires_grad_(False)  # train() gives Adam only the softmax
+    net.conv.weight.requires_grad_(False)  # the bias and softmax still learn
     return net
 
 
 # --8<-- [end:fixed-kernel]
 
+
+# --8<-- [start:baselines]
+def raw_pixels(image_size):
+    """No kernel at all: the softmax on the pixels themselves."""
+    return FixedFilterSoftmax(nn.Identity(), image_size**2)
+
+
+def fixed_pipeline(image_size):
+    """Chapter 1's pipeline: the Sobel edge map, then the softmax."""
+    return FixedFilterSoftmax(edge_magnitude, image_size**2)
+
+
+# --8<-- [end:baselines]
+
 # %%
 # --8<-- [start:compare]
-learned_nets, initial_kernels = [], []  # kept to draw the kernels later
+COMPARE = {**PROTOCOL, "seeds": tuple(range(10))}  # more seeds than the table
+initial_kernels = []  # the learned kernels' random starts
+
+
+def kept(store, make_net):
+    """make_net, keeping every net it makes in store (run_trials trains it
+    in place), to look at each seed's trained net afterwards."""
+
+    def make_and_keep():
+        net = make_net()
+        store.append(net)
+        return net
+
+    return make_and_keep
 
 
 def learned_kernel_net():
     net = LearnedKernelSoftmax(num_kernels=1, image_size=H)
-    learned_nets.append(net)  # run_trials trains it in place
     initial_kernels.append(net.conv.weight.detach().clone())
     return net
 
 
-print(PROTOCOL)  # the same optimiser, epochs, lr and seeds for every model
+print(COMPARE)  # the book's optimiser, epochs and lr; ten seeds
+makers = {
+    "raw pixels": partial(raw_pixels, H),
+    "edge map": partial(fixed_pipeline, H),
+    "fixed Sobel x": partial(fixed_kernel_net, SOBEL_X, H),
+    "fixed Sobel y": partial(fixed_kernel_net, SOBEL_Y, H),
+    "learned kernel": learned_kernel_net,
+}
+nets = {name: [] for name in makers}  # every seed's trained net
 trials = {
-    "fixed Sobel x": run_trials(lambda: fixed_kernel_net(SOBEL_X, H), data),
-    "fixed Sobel y": run_trials(lambda: fixed_kernel_net(SOBEL_Y, H), data),
-    "learned kernel": run_trials(learned_kernel_net, data),
+    name: run_trials(kept(nets[name], make_net), data, COMPARE)
+    for name, make_net in makers.items()
 }
 for name, trial in trials.items():
     print(
@@ -76,41 +112,84 @@ for name, trial in trials.items():
     )
 # --8<-- [end:compare]
 
+# %% [markdown]
+# A kernel whose ReLU output is zero on every training image passes no
+# gradient back: it never moves again, and the softmax sees only zeros.
+
 
 # %%
-def spread(prefix, trial):
-    """A trial's mean, standard deviation, worst and best seed, to record."""
+# --8<-- [start:dead]
+def is_dead(net, X):
+    """True if the ReLU sets net's feature map to zero on every image in X."""
+    with torch.no_grad():
+        return bool(torch.relu(net.conv(X)).amax() == 0)
+
+
+dead = [is_dead(net, data.X_train) for net in nets["learned kernel"]]
+print(f"{sum(dead)} of {len(dead)} learned kernels died")
+# --8<-- [end:dead]
+
+
+# %%
+def spread(prefix, accuracies):
+    """Mean, sample standard deviation, worst and best of some accuracies."""
     return {
-        f"{prefix}_mean": trial["mean"],
-        f"{prefix}_std": trial["std"],
-        f"{prefix}_min": min(trial["accuracies"]),
-        f"{prefix}_max": max(trial["accuracies"]),
+        f"{prefix}_mean": float(np.mean(accuracies)),
+        f"{prefix}_std": float(np.std(accuracies, ddof=1)),
+        f"{prefix}_min": min(accuracies),
+        f"{prefix}_max": max(accuracies),
+        f"{prefix}_accuracies": list(accuracies),
     }
 
 
-learned = trials["learned kernel"]
-best_fixed = max(
-    trials["fixed Sobel x"]["mean"], trials["fixed Sobel y"]["mean"]
-)
-kernels = torch.stack([net.conv.weight.detach()[0, 0] for net in learned_nets])
-starts = torch.stack([K[0, 0] for K in initial_kernels])
-sobel_x_after = trials["fixed Sobel x"]["net"].conv.weight.detach()[0, 0]
+def share_correct(net_list, split=data):
+    """For each test image, the share of the nets that classify it right."""
+    with torch.no_grad():
+        right = [
+            net(split.X_test).argmax(dim=1) == split.y_test for net in net_list
+        ]
+    return torch.stack(right).float().mean(dim=0).tolist()
+
+
+alive = [net for net, d in zip(nets["learned kernel"], dead) if not d]
+alive_accuracies = [
+    a for a, d in zip(trials["learned kernel"]["accuracies"], dead) if not d
+]
+kernels = torch.stack([net.conv.weight.detach()[0, 0] for net in alive])
+starts = torch.stack([K[0, 0] for K, d in zip(initial_kernels, dead) if not d])
+sobel_x_after = nets["fixed Sobel x"][-1].conv.weight.detach()[0, 0]
+kernel_sums = kernels.sum(dim=(1, 2))
 record(
     num_seeds=len(PROTOCOL["seeds"]),
+    num_compare_seeds=len(COMPARE["seeds"]),
     num_epochs=PROTOCOL["num_epochs"],
     lr=PROTOCOL["lr"],
     image_size=H,
-    **spread("sobel_x", trials["fixed Sobel x"]),
-    **spread("sobel_y", trials["fixed Sobel y"]),
-    **spread("learned", learned),
-    learned_gain=learned["mean"] - best_fixed,
+    num_test=len(data.X_test),
+    dead_runs=sum(dead),
+    alive_runs=len(alive),
+    **spread("pixels", trials["raw pixels"]["accuracies"]),
+    **spread("edge_map", trials["edge map"]["accuracies"]),
+    **spread("sobel_x", trials["fixed Sobel x"]["accuracies"]),
+    **spread("sobel_y", trials["fixed Sobel y"]["accuracies"]),
+    **spread("learned_all", trials["learned kernel"]["accuracies"]),
+    **spread("learned", alive_accuracies),  # the runs whose kernel trained
+    pixels_correct=share_correct(nets["raw pixels"]),
+    edge_map_correct=share_correct(nets["edge map"]),
+    sobel_x_correct=share_correct(nets["fixed Sobel x"]),
+    sobel_y_correct=share_correct(nets["fixed Sobel y"]),
+    learned_correct=share_correct(alive),
     fixed_kernel_parameters=trials["fixed Sobel x"]["parameters"],
-    learned_kernel_parameters=learned["parameters"],
+    learned_kernel_parameters=trials["learned kernel"]["parameters"],
     fixed_kernel_change=(sobel_x_after - SOBEL_X).abs().max().item(),
+    kernel_moves=(kernels - starts).abs().amax(dim=(1, 2)).tolist(),
     kernel_move=(kernels - starts).abs().amax(dim=(1, 2)).min().item(),
     init_bound=1 / (3 * 3) ** 0.5,  # PyTorch: ±1 / sqrt(fan-in), fan-in 9
-    init_max=starts.abs().max().item(),
-    min_kernel_sum=kernels.sum(dim=(1, 2)).min().item(),
+    init_max=torch.stack(initial_kernels).abs().max().item(),
+    kernel_sums=kernel_sums.tolist(),
+    min_kernel_sum=kernel_sums.min().item(),
+    mean_kernel_sum=kernel_sums.mean().item(),
+    positive_sum_kernels=int((kernel_sums > 0).sum()),
     sobel_kernel_sum=SOBEL_X.sum().item(),
     min_kernel_difference=min(
         (kernels[i] - kernels[j]).abs().max().item()
@@ -122,31 +201,35 @@ record(
 
 # %%
 names = list(trials)
-fig, ax = plt.subplots(figsize=(7, 2.6))
+fig, ax = plt.subplots(figsize=(7, 3.4))
 for row, name in enumerate(names):
-    trial = trials[name]
-    ax.barh(row, trial["mean"], color="tab:blue", alpha=0.5)
-    ax.plot(trial["accuracies"], [row] * len(trial["accuracies"]), "k.")
-    right = max(trial["accuracies"]) + 0.004
-    ax.text(right, row, f"{trial['mean']:.1%}", va="center")
+    accuracies = trials[name]["accuracies"]
+    ax.plot(accuracies, [row] * len(accuracies), "o", alpha=0.5)
+    mean = np.mean(accuracies)
+    ax.plot([mean, mean], [row - 0.3, row + 0.3], color="black", lw=2)
+    ax.text(1.005, row, f"mean {mean:.1%}", va="center", fontsize=9)
 ax.set_yticks(range(len(names)), names)
 ax.invert_yaxis()
-ax.set(xlim=(0.8, 1), xlabel="test accuracy (bar: mean; dots: the 3 seeds)")
+ax.set(
+    xlim=(0, 1),
+    xlabel=f"test accuracy (dots: the {len(COMPARE['seeds'])}"
+    " seeds; bar: their mean)",
+)
 save_figure(fig, "compare")
 
 # %% [markdown]
 # ## What the kernel learned
 #
-# The three learned kernels (one per seed) beside the Sobel kernels, and the
-# feature map each makes of one test digit (after the ReLU).
+# Three learned kernels (the first three runs that trained) beside the
+# Sobel kernels, and the feature map each makes of one test digit (after the
+# ReLU).
 
 # %%
 x = data.X_test[:1]  # one test digit, (1, 1, 8, 8)
-columns = [("fixed Sobel x", trials["fixed Sobel x"]["net"])]
-columns.append(("fixed Sobel y", trials["fixed Sobel y"]["net"]))
-columns += [(f"learned, seed {s}", net) for s, net in enumerate(learned_nets)]
-fig, axes = plt.subplots(2, len(columns) + 1, figsize=(7.5, 3.6))
-fig.subplots_adjust(left=0, right=1, wspace=0.08, hspace=0.3)
+columns = [(name, nets[name][0]) for name in ("fixed Sobel x", "fixed Sobel y")]
+columns += [(f"learned, run {i + 1}", net) for i, net in enumerate(alive[:3])]
+fig, axes = plt.subplots(2, len(columns) + 1, figsize=(8.2, 3.6))
+fig.subplots_adjust(left=0, right=0.9, wspace=0.08, hspace=0.3)
 axes[0, 0].imshow(x[0, 0].numpy(), cmap="gray_r")
 axes[0, 0].set_title(f"test digit ({int(data.y_test[0])})", fontsize=8)
 axes[0, 0].axis("off")
@@ -159,6 +242,11 @@ for column, (title, net) in enumerate(columns, start=1):
     axes[1, column].imshow(feature_map, cmap="gray_r")
     axes[1, column].set_title("its feature map", fontsize=8)
     axes[1, column].axis("off")
+colour_bar = fig.colorbar(
+    axes[0, 1].images[0], cax=fig.add_axes([0.92, 0.55, 0.015, 0.33])
+)
+colour_bar.set_label("weight", fontsize=8)
+colour_bar.ax.tick_params(labelsize=8)
 save_figure(fig, "learned_kernels")
 
 # %% [markdown]
@@ -184,8 +272,7 @@ record(
 
 # %%
 size = shifted.X_train.shape[-1]
-examples = [int(torch.nonzero(data.y_train == d)[0]) for d in range(0, 10, 2)]
-examples += [int(torch.nonzero(data.y_train == d)[0]) for d in range(1, 10, 2)]
+examples = [int(torch.nonzero(data.y_train == d)[0]) for d in range(10)]
 fig, axes = plt.subplots(3, len(examples), figsize=(7.5, 2.9))
 fig.subplots_adjust(left=0.04, right=1, wspace=0.1, hspace=0.15)
 for column, i in enumerate(examples):
@@ -212,25 +299,19 @@ save_figure(fig, "shifted_examples")
 
 # %%
 # --8<-- [start:table]
-def fixed_pipeline(image_size):
-    """Chapter 1's pipeline: the Sobel edge map, then the softmax."""
-    return FixedFilterSoftmax(edge_magnitude, image_size**2)
-
-
 def one_kernel(image_size):
     return LearnedKernelSoftmax(num_kernels=1, image_size=image_size)
 
 
-rows = {
-    "digits": {
-        "fixed": run_trials(lambda: fixed_pipeline(8), data),
-        "one_kernel": trials["learned kernel"],  # the same runs as above
-    },
-    "shifted": {
-        "fixed": run_trials(lambda: fixed_pipeline(24), shifted),
-        "one_kernel": run_trials(lambda: one_kernel(24), shifted),
-    },
-}
+models = {"raw": raw_pixels, "fixed": fixed_pipeline, "one_kernel": one_kernel}
+table_nets = defaultdict(list)  # every seed's trained net, for the tests
+rows = {}
+for dataset, split in [("digits", data), ("shifted", shifted)]:
+    rows[dataset] = {}
+    for row, model in models.items():
+        make_net = partial(model, split.X_train.shape[-1])
+        make_net = kept(table_nets[row, dataset], make_net)
+        rows[dataset][row] = run_trials(make_net, split)
 for dataset, trials_on in rows.items():
     for row, trial in trials_on.items():
         print(
@@ -247,9 +328,12 @@ for dataset, trials_on in rows.items():
         name = f"{row}_{dataset}"
         record(
             **table_row(name, trial),  # the keys of the book's results table
-            **spread(name, trial),
+            **spread(name, trial["accuracies"]),
             # the last seed's net, on its training and its test images
             **{
+                f"{name}_correct": share_correct(
+                    table_nets[row, dataset], split
+                ),
                 f"{name}_train_accuracy": accuracy(
                     trial["net"], split.X_train, split.y_train
                 ),
@@ -260,7 +344,11 @@ record(chance_accuracy=1 / 10)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
-labels = {"fixed": "fixed Sobel edge map", "one_kernel": "one learned kernel"}
+labels = {
+    "raw": "raw pixels",
+    "fixed": "fixed Sobel edge map",
+    "one_kernel": "one learned kernel",
+}
 titles = {"digits": "digits (8 × 8)", "shifted": "shifted digits (24 × 24)"}
 for ax, (dataset, trials_on) in zip(axes, rows.items()):
     for row, trial in trials_on.items():

@@ -110,7 +110,8 @@ record(
 
 # %%
 def draw_bank(K, maps=None, row_names=None, col_names=None, size=1.1):
-    """Kernels (C_out, C_in, k, k) as a grid, and each one's feature map."""
+    """Kernels (C_out, C_in, k, k) as a grid, and each one's feature map
+    (values in [-1, 1])."""
     K = np.asarray(K, dtype=np.float32)
     if K.ndim != 4:
         raise ValueError(
@@ -129,9 +130,13 @@ def draw_bank(K, maps=None, row_names=None, col_names=None, size=1.1):
     limit = np.abs(K).max()  # one colour scale for every kernel
     for o in range(C_out):
         for c in range(C_in):
-            axes[o, c].imshow(K[o, c], cmap="RdBu_r", vmin=-limit, vmax=limit)
-        if maps is not None:
-            axes[o, -1].imshow(np.asarray(maps[o]), cmap="gray")
+            weights = axes[o, c].imshow(
+                K[o, c], cmap="RdBu_r", vmin=-limit, vmax=limit
+            )
+        if maps is not None:  # red: positive, blue: negative, as the weights
+            shown = axes[o, -1].imshow(
+                np.asarray(maps[o]), cmap="RdBu_r", vmin=-1, vmax=1
+            )
         if row_names is not None:
             axes[o, 0].set_ylabel(
                 row_names[o], rotation=0, ha="right", va="center"
@@ -142,6 +147,12 @@ def draw_bank(K, maps=None, row_names=None, col_names=None, size=1.1):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.spines[:].set_visible(False)
+    # Both bars take space from every row alike, so the rows stay aligned.
+    fig.colorbar(
+        weights, ax=axes, location="bottom", shrink=0.4, label="weight"
+    )
+    if maps is not None:
+        fig.colorbar(shown, ax=axes, shrink=0.5, label="response")
     return fig
 
 

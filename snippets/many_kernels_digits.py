@@ -16,10 +16,10 @@ from book import (
     record,
     save_figure,
     setup,
-    sweep,
     sweep_results,
     table_row,
 )
+from many_kernels_ops import per_image_results, sweep
 
 setup()
 
@@ -27,8 +27,8 @@ setup()
 # %% [markdown]
 # ## The sweep
 #
-# `sweep`, `plot_sweep`, `feature_maps` and `draw_learned_bank` are
-# the chapter's functions, saved in `book.py` for both sweeps.
+# `plot_sweep`, `feature_maps` and `draw_learned_bank` are the chapter's
+# functions, saved in `book.py`; `sweep` is in `many_kernels_ops.py`.
 
 
 # %%
@@ -58,7 +58,7 @@ record(
     ),
 )
 results = sweep_results(trials, data)
-record(**results)
+record(**results, **per_image_results(trials, data), num_test=len(data.X_test))
 
 
 # %% [markdown]
@@ -66,7 +66,8 @@ record(**results)
 
 
 # %%
-fig = plot_sweep(trials, results, "native digits (8 × 8)", None)
+fig = plot_sweep(trials, results, "native digits (8 × 8)")
+fig.axes[0].set_ylim(0, 1.02)  # the shifted digits' scale, from zero
 save_figure(fig, "sweep_digits")
 
 
@@ -88,4 +89,18 @@ record(**bank_summary(net, data))
 
 # %%
 fig = draw_learned_bank(K, data.X_test[0], maps[0], int(data.y_test[0]))
+# Title each kernel with |sum of weights| / sum of |weights|: 0 balanced, 1
+# of one sign (bank_summary sorts the kernels by it).
+sign_share = K.sum(dim=(1, 2, 3)).abs() / K.abs().sum(dim=(1, 2, 3))
+for kernel_ax, share in zip(fig.axes[1::2], sign_share.tolist()):
+    kernel_ax.set_title(f"{share:.2f}", fontsize=9)
+limit = K.abs().max().item()  # draw_learned_bank's colour range: ±limit
+colour_bar = fig.colorbar(
+    fig.axes[1].images[0],
+    cax=fig.add_axes([0.1, 0.2, 0.17, 0.035]),  # under the input image
+    orientation="horizontal",
+    ticks=[-limit, 0, limit],
+    format="{x:.1f}",
+)
+colour_bar.set_label("kernel weight (red +, blue −)", fontsize=9)
 save_figure(fig, "learned_bank_digits")

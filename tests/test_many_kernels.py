@@ -1,12 +1,15 @@
 """Chapter 3: banks of kernels, colour kernels, parameter counts, the sweeps."""
 
 import ast
+import re
 from pathlib import Path
 
+import many_kernels_ops
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from claims import binomial_se, mean_se, sample_sd
 from torch import nn
 
 from book import (
@@ -155,7 +158,7 @@ def test_photo_to_tensor_rejects_bad_photos(bank, photo, message):
 
 def test_draw_bank(bank):
     fig = bank["draw_bank"](torch.randn(4, 3, 3, 3), [torch.rand(6, 6)] * 4)
-    assert len(fig.axes) == 4 * 4
+    assert len(fig.axes) == 4 * 4 + 2  # and two colour bars
     with pytest.raises(ValueError, match=r"\(C_out, C_in, k, k\).*\(3, 3, 3\)"):
         bank["draw_bank"](torch.randn(3, 3, 3))
 
@@ -179,6 +182,37 @@ def test_sweep_runs_every_count_under_the_protocol(tiny_digits):
         assert len(trial["accuracies"]) == len(PROTOCOL["seeds"])
         assert trial["parameters"] == model_parameters(N, 8)
         assert trial["net"].conv.out_channels == N
+
+
+def test_the_chapters_sweep_keeps_every_seeds_net(tiny_digits):
+    """many_kernels_ops.sweep: book.sweep's results, and every seed's net."""
+    kept = many_kernels_ops.sweep(tiny_digits, counts=[2])
+    reference = sweep(tiny_digits, counts=[2])
+    assert kept[2]["accuracies"] == reference[2]["accuracies"]
+    assert len(kept[2]["nets"]) == len(PROTOCOL["seeds"])
+    assert kept[2]["nets"][-1] is kept[2]["net"]
+    results = many_kernels_ops.per_image_results(kept, tiny_digits)
+    shares = np.asarray(results["correct_2"])
+    assert shares.shape == (len(tiny_digits.X_test),)
+    assert shares.mean() == pytest.approx(kept[2]["mean"], abs=1e-6)
+    assert results["dead_2"] == 0
+
+
+def test_a_dead_kernel_is_counted():
+    net = LearnedKernelSoftmax(num_kernels=1, image_size=8)
+    with torch.no_grad():
+        net.conv.weight.fill_(-1.0)  # images are >= 0: every response < 0
+        net.conv.bias.fill_(-0.1)
+    X = torch.rand(5, 1, 8, 8)
+    data = Split(X, torch.arange(5), X, torch.arange(5))
+    trials = {1: {"nets": [net]}}
+    assert many_kernels_ops.per_image_results(trials, data)["dead_1"] == 1
+
+
+@pytest.mark.parametrize("counts", [[], [0, 1], [2, 1.5], [-4]])
+def test_the_chapters_sweep_rejects_bad_counts(tiny_digits, counts):
+    with pytest.raises(ValueError, match="kernel counts must be positive"):
+        many_kernels_ops.sweep(tiny_digits, counts)
 
 
 @pytest.mark.parametrize("counts", [[], [0, 1], [2, 1.5], [-4]])
@@ -215,12 +249,22 @@ def test_plot_sweep_draws_one_point_per_count():
 # --- the claims the chapter makes --------------------------------------------
 
 
-def gain(run, small, large):
-    return run[f"mean_{large}"] - run[f"mean_{small}"]
+# Two bank sizes scored on the same test images differ by more than noise
+# when the difference of their means is at least 2 standard errors: each
+# size's spread over seeds (sample sd) and the test images' sampling error of
+# the difference, image by image (what a paired bootstrap estimates).
 
 
-def spread(run, *counts):
-    return sum(run[f"std_{N}"] for N in counts)
+def paired_gain(run, small, large):
+    """mean_large - mean_small and its standard error."""
+    seed_variance = sum(
+        sample_sd(run[f"accuracies_{N}"]) ** 2 / len(run[f"accuracies_{N}"])
+        for N in (small, large)
+    )
+    d = np.asarray(run[f"correct_{large}"]) - np.asarray(run[f"correct_{small}"])
+    assert len(d) == run["num_test"]
+    effect = run[f"mean_{large}"] - run[f"mean_{small}"]
+    return effect, float(np.sqrt(seed_variance + d.var(ddof=1) / len(d)))
 
 
 def test_the_row_reuses_the_sweeps(results):
@@ -234,56 +278,88 @@ def test_the_row_reuses_the_sweeps(results):
         for stat in ("mean", "std", "parameters", "seconds"):
             assert run[f"row_many_kernels_{key}_{stat}"] == run[f"{stat}_{N}"]
         assert run["num_seeds"] == len(PROTOCOL["seeds"]) >= 3
+        assert run[f"std_{N}"] == pytest.approx(sample_sd(run[f"accuracies_{N}"]))
 
 
-def test_shifted_more_kernels_help_beyond_the_seed_spread(results):
+def test_shifted_more_kernels_help_but_not_much(results, claim):
     run = results["many_kernels_shifted"]
-    assert gain(run, 1, 16) > 2 * spread(run, 1, 16)
+    claim.exceeds(
+        "shifted digits: 16 kernels beat one kernel", *paired_gain(run, 1, 16)
+    )
+    claim.exceeds(
+        "shifted digits: even 16 kernels get fewer than half the test digits",
+        0.5 - run["mean_16"],
+        mean_se(run["accuracies_16"], run["num_test"]),
+    )
 
 
-def test_shifted_one_kernel_is_hardly_better_than_guessing(results):
+def test_shifted_one_kernel_is_hardly_better_than_guessing(results, claim):
     run = results["many_kernels_shifted"]
-    assert 0 < run["mean_1"] - run["chance_accuracy"] < 0.1
+    claim.exceeds(
+        "shifted digits: one kernel stays below twice the chance level",
+        2 * run["chance_accuracy"] - run["mean_1"],
+        mean_se(run["accuracies_1"], run["num_test"]),
+    )
 
 
-def test_shifted_climb_is_not_smooth(results):
-    """Two kernels: the largest seed spread; four to eight: within the spread."""
+def test_shifted_four_to_eight_kernels_is_within_the_noise(results, claim):
     run = results["many_kernels_shifted"]
-    stds = {N: run[f"std_{N}"] for N in run["counts"]}
-    assert max(stds, key=stds.get) == 2
-    assert abs(gain(run, 4, 8)) < max(stds[4], stds[8])
+    claim.within(
+        "shifted digits: no clear difference between 4 and 8 kernels",
+        *paired_gain(run, 4, 8),
+    )
 
 
-def test_shifted_model_memorises_its_training_images(results):
+def test_shifted_model_memorises_its_training_images(results, claim):
     run = results["many_kernels_shifted"]
-    assert run["train_accuracy_16"] > 0.99
-    assert run["train_accuracy_16"] - run["mean_16"] > 0.5
-    assert max(run[f"mean_{N}"] for N in run["counts"]) < 0.5
+    train, n_train = run["train_accuracy_16"], run["num_train"]
+    claim.exceeds(
+        "shifted digits: 16 kernels get (almost) every training image right "
+        "(above 95 %)",
+        train - 0.95,
+        binomial_se(train, n_train),
+    )
+    claim.exceeds(
+        "shifted digits: far more training images right than test images",
+        train - run["mean_16"],
+        np.hypot(
+            binomial_se(train, n_train),
+            mean_se(run["accuracies_16"], run["num_test"]),
+        ),
+    )
 
 
-def test_digits_more_kernels_keep_helping_with_diminishing_returns(results):
+def test_digits_accuracy_rises_to_16_kernels_then_slowly(results, claim):
     run = results["many_kernels_digits"]
-    counts = run["counts"]
-    assert counts[-1] == 64
-    means = [run[f"mean_{N}"] for N in counts]
-    assert means == sorted(means)
-    assert gain(run, 1, 16) > 2 * spread(run, 1, 16)
-    assert gain(run, 4, 64) > 2 * spread(run, 4, 64)
-    # From two kernels on, every doubling adds less than a percentage point.
-    later = [gain(run, a, b) for a, b in zip(counts[1:], counts[2:])]
-    assert max(later) < 0.01
+    assert run["counts"][-1] == run["largest_count"] == 64
+    claim.exceeds("native digits: 16 kernels beat two", *paired_gain(run, 2, 16))
+    gain, se = paired_gain(run, 16, 64)
+    claim.exceeds(
+        "native digits: from 16 to 64 kernels, less than three points more",
+        0.03 - gain,
+        se,
+    )
 
 
-def test_digits_training_accuracy_stays_close_above_the_test_accuracy(results):
-    run = results["many_kernels_digits"]
-    for N in run["counts"]:
-        assert 0 < run[f"train_accuracy_{N}"] - run[f"mean_{N}"] < 0.05
-
-
-def test_more_kernels_help_on_both_datasets_and_digits_stay_easier(results):
+def test_digits_training_accuracy_stays_close_to_the_test_accuracy(results, claim):
+    """The gap between the training and the test accuracy at 16 kernels is
+    far smaller on the native digits than on the shifted ones."""
     digits, shifted = results["many_kernels_digits"], results["many_kernels_shifted"]
-    for N in shifted["counts"]:
-        assert digits[f"mean_{N}"] > shifted[f"mean_{N}"] + 0.5
+
+    def gap(run):
+        train = run["train_accuracy_16"]
+        se = np.hypot(
+            binomial_se(train, run["num_train"]),
+            mean_se(run["accuracies_16"], run["num_test"]),
+        )
+        return train - run["mean_16"], se
+
+    (d_gap, d_se), (s_gap, s_se) = gap(digits), gap(shifted)
+    claim.exceeds(
+        "the train-test gap is far smaller on native than on shifted digits",
+        s_gap - d_gap,
+        np.hypot(d_se, s_se),
+    )
 
 
 def test_what_the_learned_banks_look_like(results):
@@ -298,3 +374,14 @@ def test_what_the_learned_banks_look_like(results):
     assert digits["bank_sparse_maps"] < shifted["bank_sparse_maps"]
     # The prose names one digit for both figures.
     assert digits["bank_label"] == shifted["bank_label"]
+
+
+@pytest.mark.parametrize("name", ["many_kernels", *SWEEPS])
+def test_signed_values_are_drawn_red_positive_blue_negative(name):
+    """The book's one sign convention: RdBu_r (red +, blue −, white 0), on a
+    range symmetric about zero, never another diverging map."""
+    source = (SNIPPETS / f"{name}.py").read_text()
+    for cmap in re.findall(r'cmap="([^"]+)"', source):
+        assert cmap in {"RdBu_r", "gray", "gray_r"}
+    for call in re.findall(r'cmap="RdBu_r"[^)]*', source):
+        assert "vmin=-" in call
