@@ -411,3 +411,40 @@ record(
     step_batch=len(X),
     step_lr=lr,
 )
+
+# %% [markdown]
+# ## The 1 × 1 convolution: a matrix product at every pixel
+
+# %%
+# --8<-- [start:one-by-one]
+x = rng.standard_normal((2, 8, 5, 5))  # 8 channels in
+K = rng.standard_normal((4, 8, 1, 1))  # 4 kernels of shape 8 × 1 × 1
+Y = conv2d(x, K)  # (2, 4, 5, 5): the size stays, the channels change
+# The same numbers: the (4, 8) weight matrix times each pixel's 8 channels.
+per_pixel = np.einsum("oc,nchw->nohw", K[:, :, 0, 0], x)
+print(Y.shape, np.abs(Y - per_pixel).max())
+# --8<-- [end:one-by-one]
+record(
+    one_by_one_shape=list(Y.shape),
+    one_by_one_error=np.abs(Y - per_pixel).max(),
+)
+
+# %% [markdown]
+# ## im2col at a real layer's scale
+
+# %%
+# --8<-- [start:im2col-scale]
+# AlexNet's first layer: 227 × 227 RGB images, 11 × 11 kernels, stride 4.
+side = conv_output_size(227, 11, stride=4)  # 55 positions per axis
+column = 3 * 11 * 11  # one window's numbers
+print(f"columns: {column} × {side * side}, {column * side**2:,} numbers")
+print(f"input: {3 * 227 * 227:,} numbers")
+# --8<-- [end:im2col-scale]
+record(
+    alexnet_side=side,
+    alexnet_column=column,
+    alexnet_columns=side * side,
+    alexnet_cols_numbers=column * side**2,
+    alexnet_input_numbers=3 * 227 * 227,
+    alexnet_blowup=column * side**2 / (3 * 227 * 227),
+)

@@ -76,14 +76,14 @@ record(
 fig, axes = plt.subplots(
     1, 3, figsize=(9, 3), width_ratios=[3, 3, 5], gridspec_kw={"wspace": 0.45}
 )
+limit = K.abs().max().item()  # one colour scale for the three kernels
 for ax, kernel, title in zip(
     axes,
     [K1[0, 0], K2[0, 0], K[0, 0]],
     ["K1: Sobel x (3 × 3)", "K2: Sobel y (3 × 3)", "composed kernel (5 × 5)"],
     strict=True,
 ):
-    limit = kernel.abs().max().item()
-    ax.imshow(kernel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+    shown = ax.imshow(kernel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
     for (r, c), value in np.ndenumerate(kernel.numpy()):
         color = "white" if abs(value) > 0.6 * limit else "black"
         ax.text(c, r, f"{value:g}", ha="center", va="center", color=color)
@@ -91,6 +91,7 @@ for ax, kernel, title in zip(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.spines[:].set_visible(False)
+fig.colorbar(shown, ax=axes, shrink=0.8, pad=0.03)
 for left, right, sign in [(axes[0], axes[1], "then"), (axes[1], axes[2], "=")]:
     middle = (left.get_position().x1 + right.get_position().x0) / 2
     fig.text(middle, 0.45, sign, ha="center", va="center", fontsize=12)
@@ -139,14 +140,23 @@ K_relu, bias_relu, relu_error = best_single_kernel(images, relu_stack)
 print(f"best single kernel, linear stack: {linear_error:.1e} relative error")
 print(f"best single kernel, ReLU between: {relu_error:.1%} relative error")
 # --8<-- [end:relu-stack]
+# The fit's sampling error: its relative error on image sets resampled
+# from these 200 (bootstrap), the kernel kept fixed.
+relu_fit = F.conv2d(images, K_relu) + bias_relu
+residual = (relu_stack - relu_fit).pow(2).sum(dim=(1, 2, 3)).double()
+energy = relu_stack.pow(2).sum(dim=(1, 2, 3)).double()
+generator = torch.Generator().manual_seed(0)
+samples = torch.randint(len(images), (200, len(images)), generator=generator)
+resampled = (residual[samples].sum(1) / energy[samples].sum(1)).sqrt()
 record(
     linear_fit_error=linear_error,
     relu_fit_error=relu_error,
+    relu_fit_error_se=resampled.std(),
     fit_images=len(images),
 )
 
 # %%
-relu_fit = F.conv2d(images[:1], K_relu) + bias_relu
+relu_fit = relu_fit[:1]
 rows = [
     [
         (linear_stack[:1], "two layers:\nSobel x, Sobel y"),
@@ -159,8 +169,8 @@ rows = [
         (relu_stack[:1] - relu_fit, "difference"),
     ],
 ]
-fig = plt.figure(figsize=(9.5, 5.6))
-grid = fig.add_gridspec(2, 4, width_ratios=[1.4, 1, 1, 1], wspace=0.2)
+fig = plt.figure(figsize=(10, 5.6))
+grid = fig.add_gridspec(2, 5, width_ratios=[1.4, 1, 1, 1, 0.07], wspace=0.2)
 ax = fig.add_subplot(grid[:, 0])
 ax.imshow(X[0, 0].numpy(), cmap="gray_r")
 ax.set_title("input (24 × 24)", fontsize=10)
@@ -169,11 +179,12 @@ for r, row in enumerate(rows):
     limit = max(image.abs().max().item() for image, _ in row)
     for c, (image, title) in enumerate(row):
         ax = fig.add_subplot(grid[r, c + 1])
-        ax.imshow(
+        shown = ax.imshow(
             image[0, 0].detach().numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
         )
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
         ax.axis("off")
+    fig.colorbar(shown, cax=fig.add_subplot(grid[r, 4]))  # one scale a row
 save_figure(fig, "stacking")
 
 # %% [markdown]

@@ -62,6 +62,7 @@ print(f"{shifted['seconds']:.1f} s of training per run")
 # --8<-- [end:trials]
 record(
     **table_row("cnn_shifted", shifted),
+    cnn_accuracies=shifted["accuracies"],
     worst_seed_accuracy=min(shifted["accuracies"]),
     num_seeds=len(PROTOCOL["seeds"]),
     num_epochs=PROTOCOL["num_epochs"],
@@ -76,7 +77,7 @@ history = shifted["history"]
 epochs = np.arange(1, len(history["train_loss"]) + 1)
 fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.2))
 loss_ax.plot(epochs, history["train_loss"])
-loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)")
+loss_ax.set(xlabel="epoch", ylabel="training loss (cross-entropy)", ylim=0)
 acc_ax.plot(epochs, history["test_accuracy"])
 acc_ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
 save_figure(fig, "training")
@@ -90,8 +91,10 @@ save_figure(fig, "training")
 
 # %%
 # --8<-- [start:feature-maps]
-net = shifted["net"].eval()
-index = 2
+net = shifted["net"].eval()  # batch norm: use its running statistics
+with torch.no_grad():
+    right = net(data.X_test).argmax(dim=1) == data.y_test
+index = int(right.nonzero()[0])  # the first test digit it gets right
 x = data.X_test[index : index + 1]  # (1, 1, 24, 24)
 with torch.no_grad():
     maps = net.feature_maps(x)  # one (1, C, H, W) tensor per block
@@ -102,16 +105,11 @@ for depth, Y in enumerate(maps, start=1):
 record(label=data.y_test[index], predicted=predicted)
 
 # %%
-# How many units respond (are above zero after the ReLU), over the test set.
-with torch.no_grad():
-    test_maps = net.feature_maps(data.X_test)
-for depth, Y in enumerate(test_maps, start=1):
-    record(**{f"active_share_block_{depth}": (Y > 0).float().mean()})
-
-# %%
 shown = 8
-fig = plt.figure(figsize=(11, 4.2))
-grid = fig.add_gridspec(3, shown + 1, width_ratios=[2.4] + [1] * shown)
+fig = plt.figure(figsize=(12, 4.2))
+grid = fig.add_gridspec(  # a blank column between input and maps: labels
+    3, shown + 2, width_ratios=[2.4, 1.2] + [1] * shown, wspace=0.15
+)
 ax = fig.add_subplot(grid[:, 0])
 ax.imshow(x[0, 0].numpy(), cmap="gray_r")
 ax.set_title(f"input, label {int(data.y_test[index])}\npredicted {predicted}")
@@ -119,7 +117,8 @@ ax.axis("off")
 for row, Y in enumerate(maps):
     strongest = Y[0].amax(dim=(1, 2)).argsort(descending=True)[:shown]
     for col, channel in enumerate(strongest):
-        ax = fig.add_subplot(grid[row, col + 1])
+        ax = fig.add_subplot(grid[row, col + 2])
+        # Each map on its own scale: black 0, brightest its own maximum.
         ax.imshow(Y[0, channel].numpy(), cmap="magma", vmin=0)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -127,7 +126,10 @@ for row, Y in enumerate(maps):
             size = Y.shape[-1]
             ax.set_ylabel(
                 f"block {row + 1}\n{Y.shape[1]} × {size} × {size}",
-                fontsize=9,
+                fontsize=11,
+                rotation=0,
+                ha="right",
+                va="center",
             )
 save_figure(fig, "feature_maps")
 
@@ -154,9 +156,27 @@ top, left = rows.min().item(), cols.min().item()
 size = receptive_field(layers)[-1]
 box = mean_gradient[top : top + size, left : left + size]
 margin = 5  # the centre: the box without a 5-pixel border
-centre = mean_gradient[
-    top + margin : top + size - margin, left + margin : left + size - margin
+
+
+def centre_share(gradient):
+    """The centre's share of the box's summed (H, W) gradient."""
+    box = gradient[top : top + size, left : left + size]
+    return box[margin:-margin, margin:-margin].sum() / box.sum()
+
+
+# Its sampling error: the share over test sets drawn from ours (bootstrap).
+generator = torch.Generator().manual_seed(0)
+resampled = [
+    centre_share(
+        gradients[
+            torch.randint(
+                len(gradients), (len(gradients),), generator=generator
+            )
+        ].mean(dim=0)
+    )
+    for _ in range(200)
 ]
+centre = box[margin:-margin, margin:-margin]
 record(
     field_top=top,
     field_left=left,
@@ -165,7 +185,8 @@ record(
     trained_measured_height=extent(reached)[0],
     trained_measured_width=extent(reached)[1],
     reached_pixels=reached.sum(),
-    centre_share=centre.sum() / box.sum(),
+    centre_share=centre_share(mean_gradient),
+    centre_share_se=torch.stack(resampled).std(),
     centre_area_share=centre.numel() / box.numel(),
 )
 

@@ -310,3 +310,40 @@ def test_one_training_step_matches_torch_and_lowers_the_loss(results):
     assert scratch["step_bias_difference"] < 1e-12
     assert scratch["step_loss_difference"] < 1e-12
     assert scratch["step_loss_after"] < scratch["step_loss_before"]
+
+
+def test_padding_one_lets_a_corner_pixel_into_four_windows_and_an_inner_one_nine():
+    """The chapter: with a 3 × 3 kernel and padding 1, border pixels still take
+    part in fewer windows than inner ones. The input gradient of a sum over
+    every output, with a kernel of ones, counts the windows reading each pixel."""
+    x, K = np.zeros((1, 1, 6, 6)), np.ones((1, 1, 3, 3))
+    counts = conv2d_backward(np.ones((1, 1, 6, 6)), x, K, padding=1)[0][0, 0]
+    assert counts[0, 0] == 4
+    assert counts[3, 3] == 9
+    without_padding = conv2d_backward(np.ones((1, 1, 4, 4)), x, K)[0][0, 0]
+    assert without_padding[0, 0] == 1
+
+
+def test_the_one_by_one_convolution_is_a_matrix_product_per_pixel(results):
+    scratch = results["conv_scratch"]
+    assert scratch["one_by_one_shape"] == [2, 4, 5, 5]
+    assert scratch["one_by_one_error"] < 1e-12
+
+
+def test_the_alexnet_im2col_counts(results):
+    scratch = results["conv_scratch"]
+    assert scratch["alexnet_side"] == 55
+    assert scratch["alexnet_column"] == 363
+    assert scratch["alexnet_columns"] == 55 * 55
+    assert scratch["alexnet_cols_numbers"] == 363 * 3025
+    assert scratch["alexnet_blowup"] == pytest.approx(363 * 3025 / (3 * 227**2))
+
+
+def test_im2col_stacks_the_channels_windows_channel_by_channel():
+    x = np.arange(3 * 4 * 4, dtype=float).reshape(1, 3, 4, 4)
+    column = im2col(x, (3, 3))[0][:, 0]  # the first window, all channels
+    for c in range(3):
+        window = x[0, c, :3, :3].ravel()
+        np.testing.assert_array_equal(column[9 * c : 9 * (c + 1)], window)
+    K = np.arange(27.0).reshape(1, 3, 3, 3)
+    assert K.reshape(1, -1)[0] @ column == np.sum(K[0] * x[0, :, :3, :3])
