@@ -80,6 +80,15 @@ for name, key in keys.items():
                 f"{key}{suffix}_acts": acts,
             }
         )
+# PyTorch's default weights with its biases set to zero, as He's are: the
+# biases are what keeps the default's outputs from vanishing.
+torch.manual_seed(0)
+zero_bias = make_net(None, False)
+for module in zero_bias.modules():
+    if isinstance(module, torch.nn.Conv2d):
+        torch.nn.init.zeros_(module.bias)
+acts = layer_statistics(zero_bias, X, y)["activation_std"]
+record(default_zero_bias_act_ratio=acts[-1] / acts[0])
 # PyTorch's default weights, measured in units of He's spread.
 torch.manual_seed(0)
 conv = PlainCNN(depth=2).blocks[1][0]
@@ -121,11 +130,11 @@ save_figure(fig, "layers")
 # %%
 # --8<-- [start:trials]
 outcomes = {}
+seeds = range(6)  # the default's runs differ widely: more seeds
 for batch_norm in (False, True):
     for name, gain in gains.items():
-        trials = fit_trials(
-            partial(make_net, gain, batch_norm), data, num_epochs=4, lr=0.003
-        )
+        make = partial(make_net, gain, batch_norm)
+        trials = fit_trials(make, data, seeds, num_epochs=4, lr=0.003)
         outcomes[name, batch_norm] = trials
         print(
             f"batch norm {batch_norm!s:5}  {name:16} validation "
@@ -140,12 +149,13 @@ for name, key in keys.items():
             **{
                 f"{key}{suffix}_val_mean": trials["mean"],
                 f"{key}{suffix}_val_std": trials["std"],
+                f"{key}{suffix}_val_by_seed": trials["val_accuracies"],
                 f"{key}{suffix}_val_min": min(trials["val_accuracies"]),
                 f"{key}{suffix}_val_max": max(trials["val_accuracies"]),
                 f"{key}{suffix}_first_loss": float(np.mean(first_loss)),
             }
         )
-record(num_epochs=4, lr=0.003, num_seeds=3)
+record(num_epochs=4, lr=0.003, num_seeds=len(seeds), num_val=len(data.X_val))
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -168,6 +178,6 @@ for offset, batch_norm, colour, label in [
 ax.axhline(0.1, color="0.5", ls=":", label="chance")
 ax.set_xticks(positions, list(gains))
 ax.set(ylabel="validation accuracy", ylim=(0, 1.05))
-ax.set_title("after 4 epochs, mean ± std over 3 seeds", fontsize=10)
+ax.set_title(f"after 4 epochs, mean ± std over {len(seeds)} seeds", fontsize=10)
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=9, ncol=3)
 save_figure(fig, "init_training")

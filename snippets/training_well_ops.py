@@ -5,12 +5,14 @@ learning-rate range test, and a plain deep CNN with its initialisation and
 per-layer statistics. The chapter's three notebooks import this module.
 """
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from book import ThreeWaySplit
+from book import ThreeWaySplit, random_shift
 
 
 # --8<-- [start:subset]
@@ -220,3 +222,47 @@ def layer_statistics(net, X, y):
 
 
 # --8<-- [end:layer-statistics]
+
+
+# --8<-- [start:noisy-shift]
+def shift_with_noise(X, max_shift=3, noise=0.1, generator=None):
+    """Chapter 7. random_shift, with the band it empties filled by the
+    canvas's own noise (Gaussian, clipped to [0, 1]) instead of zeros, so
+    that a shifted image shows nothing the real images never have."""
+    state = generator.get_state() if generator is not None else None
+    moved = random_shift(X, max_shift, generator)
+    twin = torch.Generator()  # the same offsets again, for a mask
+    if state is not None:
+        twin.set_state(state)
+    inside = random_shift(torch.ones_like(X), max_shift, twin) > 0
+    fill = noise * torch.randn(X.shape, generator=generator)
+    return torch.where(inside, moved, fill.clamp(0, 1))
+
+
+# --8<-- [end:noisy-shift]
+
+
+# --8<-- [start:batch-statistics]
+def accuracy_with_batch_statistics(net, X, y):
+    """Chapter 7. net's accuracy on X with batch normalisation in training
+    mode, normalising by X's own statistics; on a copy, so that net's
+    running statistics stay as they were."""
+    twin = copy.deepcopy(net).train()
+    with torch.no_grad():
+        return (twin(X).argmax(dim=1) == y).float().mean().item()
+
+
+# --8<-- [end:batch-statistics]
+
+
+def difference_se(a, b, num_val):
+    """Chapter 7. The standard error of mean(a) - mean(b), two sets of runs
+    scored on num_val images: each mean's seed spread (sample std over the
+    root of the number of seeds) and its sampling error on num_val images."""
+
+    def se(values):
+        values = np.asarray(values, dtype=float)
+        p = (values.mean() * num_val + 1) / (num_val + 2)  # never 0 or 1
+        return values.var(ddof=1) / len(values) + p * (1 - p) / num_val
+
+    return float(np.sqrt(se(a) + se(b)))

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from book import PROTOCOL, Split, accuracy, run_trials
+
 
 # --8<-- [start:shift]
 def shift(X, dy, dx):
@@ -205,3 +207,151 @@ def matched_hidden(parameters, inputs, num_classes=10):
             f"{inputs} inputs"
         )
     return h
+
+
+# --8<-- [start:local]
+class LocallyConnected2d(nn.Module):
+    """Chapter 6. A 3 × 3 convolution without weight sharing: every output
+    position of a size × size map has its own kernels and bias (locality
+    kept, sharing dropped). Padding 1 and stride 1, like SmallCNN's."""
+
+    def __init__(self, C_in, C_out, size, kernel_size=3):
+        super().__init__()
+        fan_in = C_in * kernel_size**2
+        bound = fan_in**-0.5  # nn.Conv2d's default range
+        weight = torch.empty(size * size, C_out, fan_in)
+        self.weight = nn.Parameter(weight.uniform_(-bound, bound))
+        self.bias = nn.Parameter(
+            torch.empty(C_out, size, size).uniform_(-bound, bound)
+        )
+        self.size, self.kernel_size = size, kernel_size
+
+    def forward(self, X):
+        N, _, H, W = X.shape
+        if (H, W) != (self.size, self.size):
+            raise ValueError(
+                f"this layer has kernels for {self.size} × {self.size} "
+                f"maps, got {H} × {W}"
+            )
+        k = self.kernel_size
+        windows = F.unfold(X, k, padding=k // 2)  # (N, C_in k k, H W)
+        out = torch.einsum("nip,poi->nop", windows, self.weight)
+        return out.reshape(N, -1, H, W) + self.bias
+
+
+def locally_connected(net, image_size=24):
+    """Chapter 6. net (a SmallCNN) with each convolution replaced by a
+    locally connected layer of the same shape, in place: the only change
+    is that no weight is shared."""
+    size = image_size
+    for depth, block in enumerate(net.blocks):
+        size = image_size // 2**depth  # each block after the first pools
+        for index, layer in enumerate(block):
+            if isinstance(layer, nn.Conv2d):
+                block[index] = LocallyConnected2d(
+                    layer.in_channels, layer.out_channels, size
+                )
+    return net
+
+
+# --8<-- [end:local]
+
+
+# --8<-- [start:placements]
+ROW = COL = 8  # the training position: the middle of the 24 × 24 canvas
+MOVES = range(-8, 9)  # test positions: pixels from the training position
+
+
+def place_anywhere(images, rng):
+    """Chapter 6. Each image at its own random position of the canvas."""
+    corners = rng.integers(0, 24 - 8 + 1, size=(len(images), 2))
+    return torch.cat(
+        [
+            place_at(x, row, col, rng=rng)
+            for x, (row, col) in zip(images, corners)
+        ]
+    )
+
+
+def placements(digits, seed=0):
+    """Chapter 6. The digits at the training position (training and test
+    parts), and the test digits moved across the canvas, down it, and
+    anywhere at random; each placement draws its own noise."""
+    rng = np.random.default_rng(seed)
+    data = Split(
+        place_at(digits.X_train, ROW, COL, rng=rng),  # (N, 1, 24, 24)
+        digits.y_train,
+        place_at(digits.X_test, ROW, COL, rng=rng),
+        digits.y_test,
+    )
+    tests = {
+        "across": {
+            d: place_at(digits.X_test, ROW, COL + d, rng=rng) for d in MOVES
+        },
+        "down": {
+            d: place_at(digits.X_test, ROW + d, COL, rng=rng) for d in MOVES
+        },
+        "anywhere": place_anywhere(digits.X_test, rng),
+    }
+    return data, tests
+
+
+# --8<-- [end:placements]
+
+
+# --8<-- [start:trials]
+def position_trials(make_net, data, tests, protocol=PROTOCOL):
+    """Chapter 6. Train make_net() on data once per seed of the protocol;
+    test each net at every position of tests."""
+    runs = []
+    for seed in protocol["seeds"]:
+        trial = run_trials(make_net, data, {**protocol, "seeds": (seed,)})
+        net, y = trial["net"], data.y_test
+        runs.append(
+            {
+                "net": net,
+                "across": [
+                    accuracy(net, X, y) for X in tests["across"].values()
+                ],
+                "down": [accuracy(net, X, y) for X in tests["down"].values()],
+                "anywhere": accuracy(net, tests["anywhere"], y),
+                "history": trial["history"]["test_accuracy"],
+            }
+        )
+    return runs
+
+
+# --8<-- [end:trials]
+
+
+def position_summary(runs, key):
+    """Chapter 6. Each seed's accuracy at the training position, on the
+    4-pixel grid (moves of 4 and 8, across and down), off it, and anywhere;
+    means over seeds by move. Keys start with key."""
+    moves = np.array(MOVES)
+    across = np.array([run["across"] for run in runs])  # (seeds, moves)
+    down = np.array([run["down"] for run in runs])
+    both = np.concatenate([across, down], axis=1)
+    both_moves = np.concatenate([moves, moves])
+    on_grid = (both_moves % 4 == 0) & (both_moves != 0)
+    off_grid = both_moves % 4 != 0
+    one_pixel = np.abs(both_moves) == 1
+    two_or_more = np.abs(both_moves) >= 2
+    by_seed = {
+        "same": across[:, moves == 0][:, 0],
+        "grid": both[:, on_grid].mean(axis=1),
+        "off_grid": both[:, off_grid].mean(axis=1),
+        "one_pixel": both[:, one_pixel].mean(axis=1),
+        "two_or_more": both[:, two_or_more].mean(axis=1),
+        "anywhere": np.array([run["anywhere"] for run in runs]),
+    }
+    summary = {
+        f"{key}_across_mean": across.mean(axis=0).tolist(),
+        f"{key}_down_mean": down.mean(axis=0).tolist(),
+        f"{key}_best_epoch_by_seed": [max(run["history"]) for run in runs],
+    }
+    for name, values in by_seed.items():
+        summary[f"{key}_{name}_by_seed"] = values.tolist()
+        summary[f"{key}_{name}_mean"] = float(values.mean())
+        summary[f"{key}_{name}_std"] = float(values.std(ddof=1))
+    return summary

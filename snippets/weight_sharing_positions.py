@@ -13,18 +13,21 @@ import torch
 from torch import nn
 
 from book import (
-    PROTOCOL,
     SmallCNN,
-    Split,
-    accuracy,
     count_parameters,
     load_dataset,
     record,
-    run_trials,
     save_figure,
     setup,
 )
-from weight_sharing_ops import matched_hidden, place_at
+from weight_sharing_ops import (
+    MOVES,
+    matched_hidden,
+    placements,
+    position_summary,
+    position_trials,
+    relative_change,
+)
 
 setup()
 
@@ -34,28 +37,10 @@ setup()
 # %%
 # --8<-- [start:data]
 digits = load_dataset("digits")  # 8 × 8 digits, the book's split
-rng = np.random.default_rng(0)
-ROW = COL = 8  # the training position: the middle of the canvas
-data = Split(
-    place_at(digits.X_train, ROW, COL, rng=rng),  # (N, 1, 24, 24)
-    digits.y_train,
-    place_at(digits.X_test, ROW, COL, rng=rng),
-    digits.y_test,
-)
-
-# The same test digits, moved: across the canvas, down it, and anywhere.
-MOVES = range(-8, 9)  # pixels from the training position
-across = {d: place_at(digits.X_test, ROW, COL + d, rng=rng) for d in MOVES}
-down = {d: place_at(digits.X_test, ROW + d, COL, rng=rng) for d in MOVES}
-corners = rng.integers(0, 24 - 8 + 1, size=(len(digits.X_test), 2))
-anywhere = torch.cat(
-    [
-        place_at(x, row, col, rng=rng)
-        for x, (row, col) in zip(digits.X_test, corners)
-    ]
-)
+data, tests = placements(digits)  # trained in the middle, tested anywhere
+across = tests["across"]  # {move: (N, 1, 24, 24)}, move -8 ... 8
 # --8<-- [end:data]
-record(num_train=len(data.X_train), num_test=len(data.X_test), row=ROW)
+record(num_train=len(data.X_train), num_test=len(data.X_test), row=8)
 
 # %%
 examples = [data.X_train[0]] + [across[d][0] for d in (-8, -3, 0, 4, 8)]
@@ -111,93 +96,75 @@ record(
 
 # %%
 # --8<-- [start:trials]
-def position_trials(make_net):
-    """Train make_net() at the training position, once per seed of the
-    book's protocol; test each net there and at every other position."""
-    runs = []
-    for seed in PROTOCOL["seeds"]:
-        trial = run_trials(make_net, data, {**PROTOCOL, "seeds": (seed,)})
-        net, y = trial["net"], digits.y_test
-        runs.append(
-            {
-                "across": [accuracy(net, X, y) for X in across.values()],
-                "down": [accuracy(net, X, y) for X in down.values()],
-                "anywhere": accuracy(net, anywhere, y),
-                "history": trial["history"]["test_accuracy"],
-            }
-        )
-    return runs
-
-
-results = {"MLP": position_trials(make_mlp), "CNN": position_trials(make_cnn)}
+results = {
+    "MLP": position_trials(make_mlp, data, tests),
+    "CNN": position_trials(make_cnn, data, tests),
+}
 for name, runs in results.items():
     same = [run["across"][8] for run in runs]  # move 0: the training place
     far = [run["anywhere"] for run in runs]
     print(
-        f"{name}: same place {np.mean(same):.3f} ± {np.std(same):.3f}, "
-        f"anywhere {np.mean(far):.3f} ± {np.std(far):.3f}"
+        f"{name}: same place {np.mean(same):.3f} ± {np.std(same, ddof=1):.3f}"
+        f", anywhere {np.mean(far):.3f} ± {np.std(far, ddof=1):.3f}"
     )
 # --8<-- [end:trials]
-
-# %%
-moves = np.array(MOVES)
-grid = (moves % 4 == 0) & (moves != 0)  # whole steps of the 4-pixel grid
-off_grid = moves % 4 != 0
 summary = {}
 for name, runs in results.items():
-    key = name.lower()
-    across_ = np.array([run["across"] for run in runs])  # (seeds, moves)
-    down_ = np.array([run["down"] for run in runs])
-    both = np.concatenate([across_, down_], axis=1)
-    both_moves = np.concatenate([moves, moves])
-    far = [run["anywhere"] for run in runs]
-    summary.update(
-        {
-            f"{key}_same_mean": across_[:, moves == 0].mean(),
-            f"{key}_same_std": across_[:, moves == 0].std(),
-            f"{key}_same_worst": across_[:, moves == 0].min(),
-            f"{key}_anywhere_mean": np.mean(far),
-            f"{key}_anywhere_std": np.std(far),
-            f"{key}_anywhere_worst": np.min(far),
-            f"{key}_anywhere_best": np.max(far),
-            f"{key}_across_mean": across_.mean(axis=0).tolist(),
-            f"{key}_across_std": across_.std(axis=0).tolist(),
-            f"{key}_down_mean": down_.mean(axis=0).tolist(),
-            f"{key}_down_std": down_.std(axis=0).tolist(),
-            # per seed, moves across and down together
-            f"{key}_grid_by_seed": both[:, np.isin(both_moves, moves[grid])]
-            .mean(axis=1)
-            .tolist(),
-            f"{key}_off_grid_by_seed": both[
-                :, np.isin(both_moves, moves[off_grid])
-            ]
-            .mean(axis=1)
-            .tolist(),
-            f"{key}_same_by_seed": across_[:, moves == 0][:, 0].tolist(),
-            f"{key}_best_epoch_by_seed": [max(r["history"]) for r in runs],
-        }
-    )
-mlp_across = np.array([run["across"] for run in results["MLP"]])
-mlp_down = np.array([run["down"] for run in results["MLP"]])
-mlp_both = np.concatenate([mlp_across, mlp_down], axis=1).mean(axis=0)
-both_moves = np.concatenate([moves, moves])
-cnn_grid = np.array(summary["cnn_grid_by_seed"])
-cnn_off = np.array(summary["cnn_off_grid_by_seed"])
+    summary.update(position_summary(runs, name.lower()))
 record(
     **summary,
-    moves=moves.tolist(),
-    num_seeds=len(PROTOCOL["seeds"]),
-    num_epochs=PROTOCOL["num_epochs"],
-    mlp_one_pixel=mlp_both[np.abs(both_moves) == 1].mean(),
-    mlp_two_or_more_max=mlp_both[np.abs(both_moves) >= 2].max(),
-    cnn_grid_mean=cnn_grid.mean(),
-    cnn_grid_std=cnn_grid.std(),
-    cnn_off_grid_mean=cnn_off.mean(),
-    cnn_off_grid_std=cnn_off.std(),
-    cnn_grid_lead_min=(cnn_grid - cnn_off).min(),
-    cnn_grid_below_same_max=(
-        np.array(summary["cnn_same_by_seed"]) - cnn_grid
-    ).max(),
+    moves=list(MOVES),
+    num_seeds=len(results["CNN"]),
+    num_epochs=15,
+)
+
+# %% [markdown]
+# ## What the trained CNN's features do when the digit moves
+#
+# The relative change of the global-max features between each test digit in
+# the middle and the same digit moved. Moving by 0 draws only new noise.
+
+
+# %%
+# --8<-- [start:trained-features]
+def feature_change_from_middle(net, X_moved):
+    """Mean relative change of net's global-max features, from the test
+    digits in the middle to the same digits in X_moved."""
+    net.eval()
+    with torch.no_grad():
+        before = net.feature_maps(data.X_test)[-1].amax(dim=(2, 3))
+        after = net.feature_maps(X_moved)[-1].amax(dim=(2, 3))
+    return relative_change(before, after).mean().item()
+
+
+moves = np.array(MOVES)
+change = np.array(  # (seeds, moves), across and down averaged
+    [
+        [
+            np.mean(
+                [
+                    feature_change_from_middle(run["net"], tests[way][d])
+                    for way in ("across", "down")
+                ]
+            )
+            for d in MOVES
+        ]
+        for run in results["CNN"]
+    ]
+)
+noise_only = change[:, moves == 0][:, 0]  # same place, new noise
+on_grid = change[:, (moves % 4 == 0) & (moves != 0)].mean(axis=1)
+off_grid = change[:, moves % 4 != 0].mean(axis=1)
+print(f"new noise only: {noise_only.mean():.3f}")
+print(f"on the grid: {on_grid.mean():.3f}, off it: {off_grid.mean():.3f}")
+# --8<-- [end:trained-features]
+record(
+    trained_change_noise_mean=noise_only.mean(),
+    trained_change_grid_mean=on_grid.mean(),
+    trained_change_off_grid_mean=off_grid.mean(),
+    trained_change_noise_by_seed=noise_only.tolist(),
+    trained_change_grid_by_seed=on_grid.tolist(),
+    trained_change_off_grid_by_seed=off_grid.tolist(),
 )
 
 # %%
@@ -205,7 +172,7 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, direction in zip(axes, ["across", "down"]):
     for name, colour in [("MLP", "tab:orange"), ("CNN", "tab:blue")]:
         rows = np.array([run[direction] for run in results[name]])
-        mean, std = rows.mean(axis=0), rows.std(axis=0)
+        mean, std = rows.mean(axis=0), rows.std(axis=0, ddof=1)
         ax.plot(moves, mean, marker="o", color=colour, label=name)
         ax.fill_between(moves, mean - std, mean + std, color=colour, alpha=0.2)
         for row in rows:  # each seed, faint
