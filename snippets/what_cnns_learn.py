@@ -38,6 +38,7 @@ from what_cnns_learn_ops import (
     kernel_energy_shares,
     mask_background_like,
     maximise_activation,
+    move_ink,
     occlusion_map,
     saliency,
     share_inside,
@@ -97,6 +98,7 @@ print(f"ink {ink.float().mean():.1%}, boxes {boxes.float().mean():.1%}")
 record(
     ink_share=ink.float().mean(),
     box_share=boxes.float().mean(),
+    ink_box_fill=ink.sum() / boxes.sum(),  # the faint rim of strokes too
 )
 
 # %% [markdown]
@@ -201,6 +203,11 @@ for depth, M in enumerate(maps, start=1):
             ).mean(),
         }
     )
+# Chance: the same share for units that rank the images at random.
+random_ranks = torch.rand(
+    len(y), 10000, generator=torch.Generator().manual_seed(0)
+)
+record(top_label_chance=top_label_share(random_ranks, y).mean())
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -269,42 +276,38 @@ save_figure(fig, "top_patches")
 generator = torch.Generator().manual_seed(0)
 background = mask_background_like(ink, boxes, generator)  # as many pixels
 X_no_ink = X.masked_fill(ink[:, None], 0.0)  # the digit's pixels set to 0
-X_no_background = X.masked_fill(background[:, None], 0.0)
+X_moved = move_ink(X, ink, background, generator)  # its values elsewhere
 for name, images in [
     ("as is", X),
     ("ink removed", X_no_ink),
-    ("background removed", X_no_background),
+    ("ink moved to background", X_moved),
 ]:
     _, probability, correct = true_class_scores(net, images, y)
+    change = (images - X).flatten(1).norm(dim=1).mean()  # size of the edit
     print(
-        f"{name:>18}: p(true class) {probability.mean():.2f}, "
-        f"accuracy {correct.float().mean():.2f}"
+        f"{name:>23}: p(true class) {probability.mean():.2f}, "
+        f"accuracy {correct.float().mean():.2f}, change {change:.2f}"
     )
 # --8<-- [end:mask-ink]
+found = {}
 for name, images in [
     ("as_is", X),
     ("no_ink", X_no_ink),
-    ("no_background", X_no_background),
+    ("moved_ink", X_moved),
 ]:
     logit, probability, correct = true_class_scores(net, images, y)
+    found[name] = logit.mean()
     record(
         **{
             f"{name}_probability": probability.mean(),
             f"{name}_accuracy": correct.float().mean(),
             f"{name}_logit": logit.mean(),
+            f"{name}_change": (images - X).flatten(1).norm(dim=1).mean(),
         }
     )
-found = {
-    name: true_class_scores(net, images, y)[0].mean()
-    for name, images in [
-        ("as_is", X),
-        ("no_ink", X_no_ink),
-        ("no_background", X_no_background),
-    ]
-}
 record(
     ink_logit_fall=found["as_is"] - found["no_ink"],
-    background_logit_fall=found["as_is"] - found["no_background"],
+    moved_ink_logit_fall=found["as_is"] - found["moved_ink"],
 )
 
 # %%
