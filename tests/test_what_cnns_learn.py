@@ -422,6 +422,12 @@ def test_deeper_channels_prefer_one_class(seeds, claim):
     mean_effect(claim, "selectivity: block 2 above block 1", b2 - b1)
     mean_effect(claim, "selectivity: block 3 above block 2", b3 - b2)
     mean_effect(claim, "selectivity: block 3 trained above untrained", b3 - untrained)
+    first = seeds[0]
+    claim.exceeds(
+        "block 3's selectivity far above chance (labels shuffled), seed 0",
+        effect=first["selectivity_block_3"] - first["selectivity_shuffled_block_3"],
+        uncertainty=sample_sd(b3),
+    )
 
 
 def test_block_3_s_favourite_images_share_a_label(seeds, results, claim):
