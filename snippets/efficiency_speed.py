@@ -269,8 +269,16 @@ fig, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 4.2))
 for name, (label, colour, marker, line) in STYLES.items():
     kwargs = dict(color=colour, marker=marker, ls=line, label=label)
     if name in ("standard", "grouped", "separable"):
-        time_ax.plot(
-            CHANNELS, [s * 1e3 for s in series(seconds, name)], **kwargs
+        quartiles = np.array(  # the spread over the rounds, as error bars
+            [np.percentile(times[C][name], [25, 75]) for C in CHANNELS]
+        )
+        middle = np.array(series(seconds, name))
+        time_ax.errorbar(
+            CHANNELS,
+            middle * 1e3,
+            yerr=np.abs(quartiles.T - middle) * 1e3,
+            capsize=3,
+            **kwargs,
         )
     rate_ax.plot(CHANNELS, series(gflops, name), **kwargs)
 rate_ax.axhline(matmul_gflops, color="0.4", ls="--", lw=1)
@@ -280,11 +288,11 @@ rate_ax.text(
     f"{n} × {n} matrix product",
     color="0.3",
     va="bottom",
-    fontsize=9,
+    fontsize=10,
 )
 time_ax.set(
     yscale="log",
-    ylabel="milliseconds per forward pass (log scale)",
+    ylabel="ms per forward pass (log scale)",
     title=f"{N} maps of {size} × {size}, C channels in and out",
 )
 rate_ax.set(
@@ -303,7 +311,7 @@ fig.legend(
     loc="upper center",
     bbox_to_anchor=(0.5, 0.0),
     ncol=3,
-    fontsize=9,
+    fontsize=10,
     frameon=False,
 )
 save_figure(fig, "speed")
@@ -336,5 +344,5 @@ ax.set(
     ylim=(0, 1.1 * max(series(flop_saving, "separable"))),
     title="what the cheaper layers save, on paper and on the clock",
 )
-ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=9)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=10)
 save_figure(fig, "time_saving")
