@@ -130,13 +130,14 @@ def draw_connections(ax, conv, title):
                 top, left = o * cell + (3 - k) // 2, c * cell + (3 - k) // 2
                 grid[top : top + k, left : left + k] = K[o, c]
     limit = np.nanmax(np.abs(grid))
-    ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    shown = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
     ax.set_xticks(np.arange(C_in) * cell + 1, np.arange(1, C_in + 1))
     ax.set_yticks(np.arange(C_out) * cell + 1, np.arange(1, C_out + 1))
-    ax.tick_params(length=0, labelsize=8)
-    ax.set_xlabel("input channel")
-    ax.set_title(title, fontsize=10)
+    ax.tick_params(length=0, labelsize=10)
+    ax.set_xlabel("input channel", fontsize=10)
+    ax.set_title(title, fontsize=11)
     ax.spines[:].set_visible(False)
+    return shown
 
 
 torch.manual_seed(0)
@@ -152,12 +153,14 @@ titles = {
     "depthwise": "depthwise: 8 groups of 1",
     "pointwise": "pointwise 1 × 1",
 }
-fig, axes = plt.subplots(2, 2, figsize=(7.5, 8))
+fig, axes = plt.subplots(2, 2, figsize=(8.5, 8))
 for ax, (name, layer) in zip(axes.flat, layers.items()):
     weights = layer.weight.numel()
-    draw_connections(ax, layer, f"{titles[name]}\n{weights} weights")
+    shown = draw_connections(ax, layer, f"{titles[name]}\n{weights} weights")
+    bar = fig.colorbar(shown, ax=ax, shrink=0.8, pad=0.03)
+    bar.ax.tick_params(labelsize=10)
 for ax in axes[:, 0]:
-    ax.set_ylabel("output channel")
+    ax.set_ylabel("output channel", fontsize=10)
 fig.tight_layout()
 fig.legend(
     handles=[
@@ -185,12 +188,17 @@ with torch.no_grad():
     filtered = F.conv2d(X, layer.depthwise.weight, padding=1, groups=8)
     K = layer.pointwise.weight  # (16, 8, 1, 1)
     Y_by_hand = F.conv2d(filtered, K, layer.pointwise.bias)
+    # One standard convolution with kernels P[o, c] * D[c]: the same map.
+    D, P = layer.depthwise.weight[:, 0], layer.pointwise.weight[:, :, 0, 0]
+    K_factored = P[:, :, None, None] * D[None]  # (16, 8, 3, 3)
+    Y_one_conv = F.conv2d(X, K_factored, layer.pointwise.bias, padding=1)
 print(layer.depthwise.weight.shape, layer.pointwise.weight.shape)
-print((Y - Y_by_hand).abs().max())
+print((Y - Y_by_hand).abs().max(), (Y - Y_one_conv).abs().max())
 # --8<-- [end:separable-check]
 record(
     separable_error=(Y - Y_by_hand).abs().max(),
     separable_agreement=agreement((Y - Y_by_hand).abs().max().item()),
+    factored_error=(Y - Y_one_conv).abs().max(),
     depthwise_weight_shape=str(tuple(layer.depthwise.weight.shape)),
     pointwise_weight_shape=str(tuple(layer.pointwise.weight.shape)),
 )

@@ -7,8 +7,10 @@ chapter 4's SmallCNN built from them. All chapter 10 notebooks import this
 module.
 """
 
+import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -164,3 +166,50 @@ def cnn_cost(image_size=24, channels=(16, 32, 64), separable=False):
         total += Cost(2 * C_out, 0)  # batch norm: a scale and a shift each
         C_in = C_out
     return total + Cost(10 * C_in + 10, 10 * C_in)  # the linear layer
+
+
+# --8<-- [start:timer]
+def interleaved_times(fns, rounds=30):
+    """Chapter 10. CPU seconds of every call: {name: (rounds,) array}.
+
+    In each round every function runs once, in turn, so that a moment of
+    heavy load on the machine falls on all of them alike. CPU time leaves
+    out the moments when other programs had the processor.
+    """
+    if not isinstance(rounds, int) or rounds < 3:
+        raise ValueError(f"rounds must be an int of at least 3, got {rounds!r}")
+    for fn in fns.values():
+        fn()  # the first call pays for allocating memory, loading code
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return {name: np.array(seconds) for name, seconds in times.items()}
+
+
+def speed_ratio(slow, fast):
+    """Chapter 10. How many times longer slow took than fast: the median
+    over rounds of their ratio (both timed in the same round), and the
+    standard error of its logarithm, from the rounds' spread."""
+    logs = np.log(np.asarray(slow) / np.asarray(fast))
+    q1, median, q3 = np.percentile(logs, [25, 50, 75])
+    spread = (q3 - q1) / 1.349  # the standard deviation, were logs normal
+    se = 1.2533 * max(spread, 1e-3) / np.sqrt(len(logs))  # of a median
+    return float(np.exp(median)), float(se)
+
+
+def compare(
+    ratio, se, words=("slower than", "about as fast as", "faster than")
+):
+    """Chapter 10. Words for speed_ratio(other's times, this one's): this
+    one is slower, about as fast, or faster, by two standard errors."""
+    if np.log(ratio) > 2 * se:
+        return words[2]
+    if np.log(ratio) < -2 * se:
+        return words[0]
+    return words[1]
+
+
+# --8<-- [end:timer]

@@ -10,16 +10,19 @@
 import os
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from torch import nn
 
 from book import record, save_figure, setup
-from conv_scratch_ops import race
 from efficiency_ops import (
     SeparableConv2d,
+    compare,
     conv_cost,
     count_mult_adds,
+    interleaved_times,
     separable_cost,
+    speed_ratio,
 )
 
 setup()  # seeds, and one thread
@@ -63,64 +66,114 @@ def make_layers(C):
 
 # %%
 # --8<-- [start:benchmark]
-def benchmark(C, repeat=30):
-    """CPU seconds per forward pass of each layer on (N, C, size, size)."""
+n = 1024  # a square matrix product, timed alongside for comparison
+A, B = torch.randn(n, n), torch.randn(n, n)
+
+
+def benchmark(C, rounds=30):
+    """CPU seconds of every call of each layer on (N, C, size, size), of
+    the matrix product and of a plain copy of the input, in turns."""
     layers, mult_adds = make_layers(C)
     X = torch.randn(N, C, size, size)
     for name, layer in layers.items():  # the formula, checked once more
         assert count_mult_adds(layer, X) == mult_adds[name]
     with torch.no_grad():
         fns = {name: (lambda f=layer: f(X)) for name, layer in layers.items()}
-        seconds = race(fns, repeat)  # the fastest of repeat calls, each
+        fns["copy"] = X.clone  # reads and writes every number once
+        if C == CHANNELS[-1]:  # the widest layers against a matrix product
+            fns["matmul"] = lambda: A @ B
+        times = interleaved_times(fns, rounds)
     flops = {name: 2 * N * m for name, m in mult_adds.items()}
-    return seconds, flops
+    if "matmul" in times:
+        flops["matmul"] = 2 * n**3
+    return times, flops
 
 
-seconds, flops = {}, {}
+times, flops = {}, {}
 for C in CHANNELS:
-    seconds[C], flops[C] = benchmark(C)
+    times[C], flops[C] = benchmark(C)
     print(
         f"{C:>3} channels:",
-        *(f"{name} {s * 1e3:6.2f} ms" for name, s in seconds[C].items()),
+        *(
+            f"{name} {np.median(t) * 1e3:6.2f} ms"
+            for name, t in times[C].items()
+        ),
     )
 # --8<-- [end:benchmark]
 
 # %%
 # --8<-- [start:gflops]
-n = 1024  # a square matrix product: the best case on this CPU
-A, B = torch.randn(n, n), torch.randn(n, n)
-matmul_gflops = 2 * n**3 / race({"matmul": lambda: A @ B}, 10)["matmul"] / 1e9
+seconds = {
+    C: {name: np.median(t) for name, t in times[C].items()} for C in CHANNELS
+}
 gflops = {
-    C: {name: flops[C][name] / s / 1e9 for name, s in seconds[C].items()}
+    C: {name: flops[C][name] / seconds[C][name] / 1e9 for name in flops[C]}
     for C in CHANNELS
 }
 for C in CHANNELS:
-    print(
-        f"{C:>3} channels:",
-        *(f"{name} {g:5.1f}" for name, g in gflops[C].items()),
-        "GFLOP/s",
-    )
+    print(f"{C:>3} channels:", *(f"{k} {g:5.1f}" for k, g in gflops[C].items()))
+matmul_gflops = gflops[CHANNELS[-1]]["matmul"]
 print(f"matrix product: {matmul_gflops:.1f} GFLOP/s")
 # --8<-- [end:gflops]
 
 # %%
 # --8<-- [start:savings]
+NAMES = ["standard", "grouped", "separable", "depthwise", "pointwise"]
 flop_saving = {  # how many times fewer operations than standard...
-    C: {name: flops[C]["standard"] / flops[C][name] for name in flops[C]}
+    C: {name: flops[C]["standard"] / flops[C][name] for name in NAMES}
     for C in CHANNELS
 }
-time_saving = {  # ...and how many times less time
-    C: {name: seconds[C]["standard"] / s for name, s in seconds[C].items()}
+time_saving = {  # ...and how many times less time, with its uncertainty
+    C: {
+        name: speed_ratio(times[C]["standard"], times[C][name])
+        for name in NAMES
+    }
     for C in CHANNELS
 }
 for C in CHANNELS:
+    (grouped, _), (separable, _) = (
+        time_saving[C][name] for name in ("grouped", "separable")
+    )
     print(
         f"{C:>3} channels: grouped {flop_saving[C]['grouped']:.1f} times "
-        f"fewer FLOPs, {time_saving[C]['grouped']:.1f} times faster; "
-        f"separable {flop_saving[C]['separable']:.1f} and "
-        f"{time_saving[C]['separable']:.1f}"
+        f"fewer FLOPs, {grouped:.1f} times faster; separable "
+        f"{flop_saving[C]['separable']:.1f} and {separable:.1f}"
     )
 # --8<-- [end:savings]
+
+
+# %%
+# --8<-- [start:per-flop]
+def per_flop(C, name):
+    """CPU seconds per FLOP of each of name's calls at width C."""
+    return times[C][name] / flops[C][name]
+
+
+largest, smallest = CHANNELS[-1], CHANNELS[0]
+# How many times slower per FLOP than the standard layer, and the words
+# the prose uses, chosen by the measurements rather than written by hand.
+matmul_vs_standard = speed_ratio(
+    per_flop(largest, "matmul"), per_flop(largest, "standard")
+)
+depthwise_slowdown = {
+    C: speed_ratio(per_flop(C, "depthwise"), per_flop(C, "standard"))
+    for C in CHANNELS
+}
+standard_vs_matmul = compare(*matmul_vs_standard)  # "faster than", ...
+grouped_vs_standard = compare(*time_saving[smallest]["grouped"])
+print(f"standard layer at {largest}: {standard_vs_matmul} the matrix product")
+print(f"grouped layer at {smallest}: {grouped_vs_standard} the standard one")
+# --8<-- [end:per-flop]
+
+# %%
+# --8<-- [start:copy]
+C = largest
+megabytes = 2 * 4 * N * C * size * size / 1e6  # read and write, 4 B each
+copy_rate = megabytes / 1e3 / seconds[C]["copy"]  # GB/s
+depthwise_rate = megabytes / 1e3 / seconds[C]["depthwise"]
+print(f"{megabytes:.1f} MB: copy {copy_rate:.1f} GB/s")
+print(f"the depthwise layer: {depthwise_rate:.1f} GB/s")
+# --8<-- [end:copy]
 
 
 # %%
@@ -128,21 +181,26 @@ def series(table, name):
     return [table[C][name] for C in CHANNELS]
 
 
-NAMES = ["standard", "grouped", "separable", "depthwise", "pointwise"]
-depthwise_time_share = [
-    seconds[C]["depthwise"] / seconds[C]["separable"] for C in CHANNELS
-]
-depthwise_flop_share = [
-    flops[C]["depthwise"] / flops[C]["separable"] for C in CHANNELS
-]
+share = {
+    C: speed_ratio(times[C]["depthwise"], times[C]["separable"])
+    for C in CHANNELS
+}
 record(
     batch_size=N,
     size=size,
     kernel_size=k,
     groups=groups,
     channels=CHANNELS,
-    smallest=CHANNELS[0],
-    largest=CHANNELS[-1],
+    smallest=smallest,
+    largest=largest,
+    rounds=len(times[largest]["standard"]),
+    # every call's CPU time, so that the tests can judge the spread
+    **{
+        f"c{C}_times_ms": {
+            name: (t * 1e3).tolist() for name, t in times[C].items()
+        }
+        for C in CHANNELS
+    },
     **{
         f"ms_{name}": [s * 1e3 for s in series(seconds, name)] for name in NAMES
     },
@@ -153,17 +211,26 @@ record(
     },
     flop_saving_grouped=series(flop_saving, "grouped"),
     flop_saving_separable=series(flop_saving, "separable"),
-    time_saving_grouped=series(time_saving, "grouped"),
-    time_saving_separable=series(time_saving, "separable"),
-    depthwise_time_share=depthwise_time_share,
-    depthwise_flop_share=depthwise_flop_share,
+    time_saving_grouped=[r for r, _ in series(time_saving, "grouped")],
+    time_saving_separable=[r for r, _ in series(time_saving, "separable")],
+    depthwise_time_share=[share[C][0] for C in CHANNELS],
+    depthwise_flop_share=[
+        flops[C]["depthwise"] / flops[C]["separable"] for C in CHANNELS
+    ],
+    depthwise_slowdown=[depthwise_slowdown[C][0] for C in CHANNELS],
     matmul_size=n,
     matmul_gflops=matmul_gflops,
+    standard_vs_matmul=standard_vs_matmul,
+    standard_over_matmul=matmul_vs_standard[0],
+    grouped_vs_standard=grouped_vs_standard,
+    copy_megabytes=megabytes,
+    copy_gb_per_s=copy_rate,
+    depthwise_gb_per_s=depthwise_rate,
     torch_threads=torch.get_num_threads(),
     load_average=os.getloadavg()[0],
     cpu_count=os.cpu_count(),
 )
-for i, C in enumerate(CHANNELS):  # single numbers the prose quotes
+for C in CHANNELS:  # single numbers the prose quotes
     record(
         **{
             f"c{C}_{key}": value
@@ -171,6 +238,8 @@ for i, C in enumerate(CHANNELS):  # single numbers the prose quotes
                 "ms_standard": seconds[C]["standard"] * 1e3,
                 "ms_grouped": seconds[C]["grouped"] * 1e3,
                 "ms_separable": seconds[C]["separable"] * 1e3,
+                "ms_depthwise": seconds[C]["depthwise"] * 1e3,
+                "ms_copy": seconds[C]["copy"] * 1e3,
                 "gflops_standard": gflops[C]["standard"],
                 "gflops_grouped": gflops[C]["grouped"],
                 "gflops_separable": gflops[C]["separable"],
@@ -178,10 +247,12 @@ for i, C in enumerate(CHANNELS):  # single numbers the prose quotes
                 "gflops_pointwise": gflops[C]["pointwise"],
                 "flop_saving_grouped": flop_saving[C]["grouped"],
                 "flop_saving_separable": flop_saving[C]["separable"],
-                "time_saving_grouped": time_saving[C]["grouped"],
-                "time_saving_separable": time_saving[C]["separable"],
-                "depthwise_time_share": depthwise_time_share[i],
-                "depthwise_flop_share": depthwise_flop_share[i],
+                "time_saving_grouped": time_saving[C]["grouped"][0],
+                "time_saving_separable": time_saving[C]["separable"][0],
+                "depthwise_time_share": share[C][0],
+                "depthwise_flop_share": flops[C]["depthwise"]
+                / flops[C]["separable"],
+                "depthwise_slowdown": depthwise_slowdown[C][0],
             }.items()
         }
     )
@@ -198,8 +269,16 @@ fig, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(10, 4.2))
 for name, (label, colour, marker, line) in STYLES.items():
     kwargs = dict(color=colour, marker=marker, ls=line, label=label)
     if name in ("standard", "grouped", "separable"):
-        time_ax.plot(
-            CHANNELS, [s * 1e3 for s in series(seconds, name)], **kwargs
+        quartiles = np.array(  # the spread over the rounds, as error bars
+            [np.percentile(times[C][name], [25, 75]) for C in CHANNELS]
+        )
+        middle = np.array(series(seconds, name))
+        time_ax.errorbar(
+            CHANNELS,
+            middle * 1e3,
+            yerr=np.abs(quartiles.T - middle) * 1e3,
+            capsize=3,
+            **kwargs,
         )
     rate_ax.plot(CHANNELS, series(gflops, name), **kwargs)
 rate_ax.axhline(matmul_gflops, color="0.4", ls="--", lw=1)
@@ -209,11 +288,11 @@ rate_ax.text(
     f"{n} × {n} matrix product",
     color="0.3",
     va="bottom",
-    fontsize=9,
+    fontsize=10,
 )
 time_ax.set(
     yscale="log",
-    ylabel="milliseconds per forward pass (log scale)",
+    ylabel="ms per forward pass (log scale)",
     title=f"{N} maps of {size} × {size}, C channels in and out",
 )
 rate_ax.set(
@@ -232,7 +311,7 @@ fig.legend(
     loc="upper center",
     bbox_to_anchor=(0.5, 0.0),
     ncol=3,
-    fontsize=9,
+    fontsize=10,
     frameon=False,
 )
 save_figure(fig, "speed")
@@ -250,7 +329,7 @@ for name in ("grouped", "separable"):
     )
     ax.plot(
         CHANNELS,
-        series(time_saving, name),
+        [ratio for ratio, _ in series(time_saving, name)],
         color=colour,
         marker=marker,
         label=f"{label}: less time",
@@ -262,7 +341,8 @@ ax.minorticks_off()
 ax.set(
     xlabel="channels in and out (C)",
     ylabel="times less than standard",
+    ylim=(0, 1.1 * max(series(flop_saving, "separable"))),
     title="what the cheaper layers save, on paper and on the clock",
 )
-ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=9)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=10)
 save_figure(fig, "time_saving")

@@ -13,6 +13,8 @@ import copy
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
 from book import (
@@ -38,6 +40,7 @@ from what_cnns_learn_ops import (
     kernel_energy_shares,
     mask_background_like,
     maximise_activation,
+    move_ink,
     occlusion_map,
     saliency,
     share_inside,
@@ -97,6 +100,7 @@ print(f"ink {ink.float().mean():.1%}, boxes {boxes.float().mean():.1%}")
 record(
     ink_share=ink.float().mean(),
     box_share=boxes.float().mean(),
+    ink_box_fill=ink.sum() / boxes.sum(),  # the faint rim of strokes too
 )
 
 # %% [markdown]
@@ -140,9 +144,14 @@ def draw_kernels(versions, shares_of, columns=8):
     for sub, (name, K) in zip(left.subfigures(2, 1), versions.items()):
         axes = sub.subplots(-(-len(K) // columns), columns)
         for ax, kernel in zip(axes.flat, K[:, 0]):
-            ax.imshow(kernel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
+            shown = ax.imshow(
+                kernel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
+            )
             frame(ax)
-        sub.suptitle(f"{name} kernels", fontsize=10)
+        sub.suptitle(f"{name} kernels", fontsize=11)
+        bar = sub.colorbar(shown, ax=axes, shrink=0.9, pad=0.02)
+        bar.ax.tick_params(labelsize=10)
+        bar.set_label("weight", fontsize=10)
     ax = right.subplots()
     parts = ["mean\n(brightness)", "odd\n(edge)", "even, mean 0\n(line, spot)"]
     place = np.arange(3)
@@ -158,9 +167,9 @@ def draw_kernels(versions, shares_of, columns=8):
         label="expected for random kernels",
         zorder=3,
     )
-    ax.set_xticks(place, parts, fontsize=9)
+    ax.set_xticks(place, parts, fontsize=10)
     ax.set(ylabel="mean share of a kernel's energy", ylim=(0, 0.75))
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=10, loc="upper left")
     return fig
 
 
@@ -181,9 +190,14 @@ with torch.no_grad():
     maps = net.feature_maps(X)  # three (N, C, h, w) tensors
     maps_initial = initial.feature_maps(X)
 selectivity, untrained = [], []  # per block: (C,), one index per channel
+shuffled = []  # chance: the same responses, the labels in random order
+y_shuffled = y[
+    torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+]
 for M, M0 in zip(maps, maps_initial):
     selectivity.append(class_selectivity(M.amax(dim=(2, 3)), y))
     untrained.append(class_selectivity(M0.amax(dim=(2, 3)), y))
+    shuffled.append(class_selectivity(M.amax(dim=(2, 3)), y_shuffled))
 for depth in (1, 2, 3):
     print(
         f"block {depth}: median selectivity "
@@ -196,11 +210,17 @@ for depth, M in enumerate(maps, start=1):
         **{
             f"selectivity_block_{depth}": selectivity[depth - 1].median(),
             f"selectivity_initial_block_{depth}": untrained[depth - 1].median(),
+            f"selectivity_shuffled_block_{depth}": shuffled[depth - 1].median(),
             f"top_label_share_block_{depth}": top_label_share(
                 M.amax(dim=(2, 3)), y
             ).mean(),
         }
     )
+# Chance: the same share for units that rank the images at random.
+random_ranks = torch.rand(
+    len(y), 10000, generator=torch.Generator().manual_seed(0)
+)
+record(top_label_chance=top_label_share(random_ranks, y).mean())
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -225,9 +245,17 @@ for depth in (1, 2, 3):
             color="k",
             lw=2,
         )
-ax.set_xticks([1, 2, 3], [f"block {d}" for d in (1, 2, 3)])
+    ax.plot(
+        [depth - 0.35, depth + 0.35],
+        [shuffled[depth - 1].median()] * 2,
+        color="tab:red",
+        ls="--",
+        lw=1.5,
+        label="chance: trained, labels shuffled" if depth == 1 else None,
+    )
+ax.set_xticks([1, 2, 3], [f"block {d}" for d in (1, 2, 3)], fontsize=10)
 ax.set(ylabel="class selectivity of a channel", ylim=(0, 1))
-ax.legend(fontsize=9, loc="upper left")
+ax.legend(fontsize=10, loc="upper left")
 save_figure(fig, "selectivity")
 
 # %%
@@ -256,7 +284,7 @@ for r, (depth, channel, patches, indices) in enumerate(
             size = patches.shape[-1]
             ax.set_ylabel(
                 f"block {depth}\nchannel {channel}\n{size} × {size} px",
-                fontsize=9,
+                fontsize=10,
             )
 fig.tight_layout(h_pad=0.6)
 save_figure(fig, "top_patches")
@@ -269,42 +297,38 @@ save_figure(fig, "top_patches")
 generator = torch.Generator().manual_seed(0)
 background = mask_background_like(ink, boxes, generator)  # as many pixels
 X_no_ink = X.masked_fill(ink[:, None], 0.0)  # the digit's pixels set to 0
-X_no_background = X.masked_fill(background[:, None], 0.0)
+X_moved = move_ink(X, ink, background, generator)  # its values elsewhere
 for name, images in [
     ("as is", X),
     ("ink removed", X_no_ink),
-    ("background removed", X_no_background),
+    ("ink moved to background", X_moved),
 ]:
     _, probability, correct = true_class_scores(net, images, y)
+    change = (images - X).flatten(1).norm(dim=1).mean()  # size of the edit
     print(
-        f"{name:>18}: p(true class) {probability.mean():.2f}, "
-        f"accuracy {correct.float().mean():.2f}"
+        f"{name:>23}: p(true class) {probability.mean():.2f}, "
+        f"accuracy {correct.float().mean():.2f}, change {change:.2f}"
     )
 # --8<-- [end:mask-ink]
+found = {}
 for name, images in [
     ("as_is", X),
     ("no_ink", X_no_ink),
-    ("no_background", X_no_background),
+    ("moved_ink", X_moved),
 ]:
     logit, probability, correct = true_class_scores(net, images, y)
+    found[name] = logit.mean()
     record(
         **{
             f"{name}_probability": probability.mean(),
             f"{name}_accuracy": correct.float().mean(),
             f"{name}_logit": logit.mean(),
+            f"{name}_change": (images - X).flatten(1).norm(dim=1).mean(),
         }
     )
-found = {
-    name: true_class_scores(net, images, y)[0].mean()
-    for name, images in [
-        ("as_is", X),
-        ("no_ink", X_no_ink),
-        ("no_background", X_no_background),
-    ]
-}
 record(
     ink_logit_fall=found["as_is"] - found["no_ink"],
-    background_logit_fall=found["as_is"] - found["no_background"],
+    moved_ink_logit_fall=found["as_is"] - found["moved_ink"],
 )
 
 # %%
@@ -356,8 +380,10 @@ record(
 
 # %%
 examples = [0, 1, 2, 3, 4, 5]
-fig, axes = plt.subplots(4, len(examples), figsize=(9.5, 6.9))
-panels = [
+fig, axes = plt.subplots(
+    4, len(examples), figsize=(10, 7.2), layout="constrained"
+)
+panels = [  # each map divided by its own largest |value|, to compare shapes
     ("input", X[:, 0], "gray_r"),
     ("occlusion:\nfall of the score", occlusion, "RdBu_r"),
     ("saliency:\n|gradient|", gradients, "Blues"),
@@ -370,11 +396,10 @@ for c, i in enumerate(examples):
     for r, (label, images, cmap) in enumerate(panels):
         ax = axes[r, c]
         image = images[i].numpy()
-        if cmap == "RdBu_r":
-            limit = np.abs(image).max()
-            ax.imshow(image, cmap=cmap, vmin=-limit, vmax=limit)
-        else:
-            ax.imshow(image, cmap=cmap, vmin=0)
+        if r > 0:
+            image = image / np.abs(image).max()
+        low = -1 if cmap == "RdBu_r" else 0  # signed maps: white is zero
+        ax.imshow(image, cmap=cmap, vmin=low, vmax=1)
         ax.add_patch(
             Rectangle(
                 (left - 0.5, top - 0.5),
@@ -388,10 +413,15 @@ for c, i in enumerate(examples):
         )
         frame(ax)
         if r == 0:
-            ax.set_title(f"a {int(y[i])}", fontsize=9)
+            ax.set_title(f"a {int(y[i])}", fontsize=10)
         if c == 0:
-            ax.set_ylabel(label, fontsize=9)
-fig.tight_layout()
+            ax.set_ylabel(label, fontsize=10)
+for r, (_, _, cmap) in enumerate(panels):
+    low = -1 if cmap == "RdBu_r" else 0
+    scale = ScalarMappable(Normalize(low, 1), cmap)
+    bar = fig.colorbar(scale, ax=axes[r], shrink=0.9, pad=0.01)
+    bar.ax.tick_params(labelsize=10)
+    bar.set_label("pixel" if r == 0 else "÷ its largest", fontsize=10)
 save_figure(fig, "attribution")
 
 # %% [markdown]
@@ -481,9 +511,11 @@ for name in ("plain", "readable"):
 
 # %%
 picked = selectivity[-1][channels].argsort(descending=True)[:4].tolist()
-fig, axes = plt.subplots(4, 6, figsize=(8.4, 6.2))
+fig, axes = plt.subplots(4, 6, figsize=(9.6, 7.4))
+favourite_labels = []  # for the figure's alt text: each row's commonest digit
 for r, channel in enumerate(picked):
     favourites = on_test[:, channel].argsort(descending=True)[:5]
+    favourite_labels.append(int(y[favourites].mode().values))
     images = [made["readable"][channel, 0]] + [X[i, 0] for i in favourites]
     reached = ratio["readable"][channel] * best_test[channel]
     titles = [f"made: {reached:.1f}"] + [
@@ -492,9 +524,11 @@ for r, channel in enumerate(picked):
     for c, (image, title) in enumerate(zip(images, titles)):
         ax = axes[r, c]
         ax.imshow(image.numpy(), cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8, pad=2)
+        ax.set_title(title, fontsize=10, pad=3)
         frame(ax)
         if c == 0:
-            ax.set_ylabel(f"channel {channel}", fontsize=9)
+            ax.set_ylabel(f"channel {channel}", fontsize=10)
 fig.tight_layout()
 save_figure(fig, "channel_images")
+*first, last = [f"{label}s" for label in favourite_labels]
+record(channel_figure_digits=", ".join(first) + " and " + last)

@@ -125,7 +125,7 @@ def class_selectivity(responses, y, num_classes=10):
 # --8<-- [end:selectivity]
 
 
-def top_label_share(responses, y, k=9):
+def top_label_share(responses, y, k=6):
     """Chapter 8. For each unit, the share of its k strongest images that
     carry the most common label among them: (C,)."""
     top = responses.argsort(dim=0, descending=True)[:k]  # (k, C)
@@ -226,6 +226,24 @@ def mask_background_like(ink, boxes, generator=None):
         chosen = outside[torch.randperm(len(outside), generator=generator)]
         masks[i].view(-1)[chosen[:count]] = True
     return masks
+
+
+def move_ink(X, ink, background, generator=None):
+    """Chapter 8. Each (N, 1, H, W) image with its ink pixels' values, in a
+    random order, written onto the background pixels of the masks: a
+    change of about the same size as removing the ink, away from the digit.
+    """
+    moved = X.clone()
+    for i in range(len(X)):
+        values = X[i, 0][ink[i]]
+        if len(values) != int(background[i].sum()):
+            raise ValueError(
+                f"image {i}: {len(values)} ink pixels but "
+                f"{int(background[i].sum())} background pixels to move them to"
+            )
+        order = torch.randperm(len(values), generator=generator)
+        moved[i, 0][background[i]] = values[order]
+    return moved
 
 
 def true_class_scores(net, X, y):

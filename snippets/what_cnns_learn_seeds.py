@@ -24,6 +24,7 @@ from what_cnns_learn_ops import (
     kernel_energy_shares,
     mask_background_like,
     maximise_activation,
+    move_ink,
     occlusion_map,
     saliency,
     share_inside,
@@ -87,17 +88,16 @@ def measure(net, initial):
     for name, images in [
         ("as_is", X),
         ("no_ink", X.masked_fill(ink[:, None], 0.0)),
-        ("no_background", X.masked_fill(background[:, None], 0.0)),
+        ("moved_ink", move_ink(X, ink, background, generator)),
     ]:
         logit, probability, correct = true_class_scores(net, images, y)
         found[f"{name}_probability"] = probability.mean()
         found[f"{name}_accuracy"] = correct.float().mean()
         found[f"{name}_logit"] = logit.mean()
     found["test_accuracy"] = found["as_is_accuracy"]
-    for name in ("ink", "background"):
-        found[f"{name}_logit_fall"] = (
-            found["as_is_logit"] - found[f"no_{name}_logit"]
-        )
+    for name in ("no_ink", "moved_ink"):
+        fall = found["as_is_logit"] - found[f"{name}_logit"]
+        found[f"{name.removeprefix('no_')}_logit_fall"] = fall
     occlusion = torch.stack(
         [occlusion_map(net, X[i], y[i]) for i in range(100)]
     )
@@ -165,12 +165,19 @@ record(other_seeds=seeds)
 
 # %%
 # --8<-- [start:transfer]
-for name in ("plain", "readable"):
+starts = 3  # images per class and network, each from its own random start
+shape = (10 * starts, 1, 24, 24)  # image n is made for class n % 10
+classes = torch.arange(shape[0]) % 10
+for name, options in [("plain", PLAIN), ("readable", READABLE)]:
     hits = 0
     for maker, judge in [(seeds[0], seeds[1]), (seeds[1], seeds[0])]:
+        images = maximise_activation(
+            class_score(nets[maker]), shape, seed=maker, **options
+        )
         with torch.no_grad():
-            predicted = nets[judge](made[maker][name]).argmax(dim=1)
-        hits += (predicted == torch.arange(10)).sum().item()
-    print(f"{name}: {hits} of 20 recognised by the other network")
-    record(**{f"transfer_{name}": hits / 20})
+            predicted = nets[judge](images).argmax(dim=1)
+        hits += (predicted == classes).sum().item()
+    print(f"{name}: {hits} of {2 * shape[0]} recognised by the other network")
+    record(**{f"transfer_{name}": hits / (2 * shape[0])})
 # --8<-- [end:transfer]
+record(transfer_images=2 * shape[0])

@@ -187,6 +187,7 @@ def test_a_grouped_convolution_is_separate_convolutions_side_by_side(part1):
     for key in ("grouped_parts_error", "grouped_dense_error", "grouped_numpy_error"):
         assert part1[key] < 1e-5
     assert part1["separable_error"] < 1e-5
+    assert part1["factored_error"] < 1e-5  # one conv with kernels P[o, c] D[c]
 
 
 def test_the_connection_figure_counts(part1):
