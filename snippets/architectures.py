@@ -10,6 +10,7 @@
 
 # %%
 import json
+import math
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -167,6 +168,17 @@ record(
     vgg16_conv_multiply_add_share=conv_adds / vgg16["multiply_adds"],
     vgg16_first_fc_parameters=rows[13].parameters,
     vgg16_megabytes=4 * vgg16["parameters"] / 1e6,  # 4 bytes per float
+    vgg16_conv_multiply_adds=conv_adds,
+    vgg19_conv_multiply_adds=sum(
+        r.multiply_adds for r in vgg19["rows"] if r.kind == "Conv2d"
+    ),
+    # what the convolutions and linear layers output for one image
+    vgg16_activation_millions=sum(r.units for r in rows) / 1e6,
+    vgg16_activation_megabytes=4 * sum(r.units for r in rows) / 1e6,
+    # images per batch whose outputs outweigh the weights
+    vgg16_batch_outweighing_weights=math.ceil(
+        vgg16["parameters"] / sum(r.units for r in rows)
+    ),
     vgg16_typical_conv_multiply_adds=rows[1].multiply_adds,  # conv2
     vgg16_convs_like_conv2=[
         index + 1
@@ -264,8 +276,30 @@ record(
 
 
 def weight_layers(counted):
-    """Layers that multiply, on the main path (not the shortcuts)."""
-    return sum("shortcut" not in row.name for row in counted["rows"])
+    """Convolutions and fully connected layers on the main path: not the
+    shortcuts, nor LeNet's subsampling layers."""
+    return sum(
+        "shortcut" not in row.name and row.kind != "Subsample"
+        for row in counted["rows"]
+    )
+
+
+def three_by_three(block, blocks):
+    """3 × 3 convolutions on a ResNet's main path (stem excluded)."""
+    with torch.device("meta"):
+        net = ResNet(block, blocks)
+    return sum(
+        isinstance(m, torch.nn.Conv2d)
+        and m.kernel_size == (3, 3)
+        and "shortcut" not in name
+        for name, m in net.features[1:].named_modules()
+    )
+
+
+record(
+    resnet34_three_by_three=three_by_three(*RESNETS["ResNet-34"]),
+    resnet50_three_by_three=three_by_three(*RESNETS["ResNet-50"]),
+)
 
 
 for key, counted in [

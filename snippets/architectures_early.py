@@ -33,7 +33,9 @@ print(f"LeNet-5: {lenet['mean']:.3f} ± {lenet['std']:.3f}")
 # --8<-- [end:lenet]
 record(
     **table_row("lenet", lenet),
+    row_lenet_accuracies=lenet["accuracies"],
     row_lenet_multiply_adds=multiply_adds(lenet_mini()),
+    num_test=len(data.y_test),
 )
 
 # %% [markdown]
@@ -46,6 +48,7 @@ print(f"AlexNet: {alexnet['mean']:.3f} ± {alexnet['std']:.3f}")
 # --8<-- [end:alexnet]
 record(
     **table_row("alexnet", alexnet),
+    row_alexnet_accuracies=alexnet["accuracies"],
     row_alexnet_multiply_adds=multiply_adds(alexnet_mini()),
     input_mean=data.X_train.mean(),
     input_std=data.X_train.std(),

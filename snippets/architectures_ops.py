@@ -234,10 +234,12 @@ class ScaledTanh(nn.Module):
 class LeNet5(nn.Module):
     """Chapter 9. LeNet-5 (LeCun et al., 1998), layer by layer.
 
-    On the published 32 × 32 input, C5's 5 × 5 kernels cover S4's whole
-    maps; on a smaller image they shrink to S4's size, as the paper says
-    they would grow on a larger one. output="rbf" is the paper's output
-    layer; "linear" is the softmax layer every later network uses.
+    On the published 32 × 32 input, C5's 5 × 5 kernels cover S4's 5 × 5
+    maps and leave 1 × 1 maps; on a larger image C5's maps grow, as the
+    paper says. On a smaller one C5's kernels shrink to S4's maps (our
+    departure, for the 24-pixel canvas), so C5 still reads all of S4.
+    output="rbf" is the paper's output layer; "linear" is the softmax
+    layer every later network uses.
     """
 
     def __init__(self, image_size=32, num_classes=10, output="rbf"):
@@ -256,8 +258,10 @@ class LeNet5(nn.Module):
         self.s2 = Subsample(6)
         self.c3 = SparseConv(C3_TABLE, 6, 5)
         self.s4 = Subsample(16)
-        self.c5 = nn.Conv2d(16, 120, s4_size)
-        self.f6 = nn.Linear(120, 84)
+        c5_kernel = min(5, s4_size)
+        c5_side = s4_size - c5_kernel + 1  # 1 on 32 pixels or fewer
+        self.c5 = nn.Conv2d(16, 120, c5_kernel)
+        self.f6 = nn.Linear(120 * c5_side**2, 84)
         self.output = (
             EuclideanRBF(84, num_classes)
             if output == "rbf"
@@ -618,7 +622,8 @@ def alexnet_mini(batch_norm=True):
 
 def vgg_mini(batch_norm=True):
     """Chapter 9. VGG's configuration A with a sixteenth of its channels
-    and four of its five stages: 24 pixels halve four times, to 1."""
+    and four of its five stages: 24 pixels halve four times, to 1 (the
+    last pool, on 3 × 3 maps, reads their top-left 2 × 2 window)."""
     return VGG(
         [4, "M", 8, "M", 16, 16, "M", 32, 32, "M"],
         image_size=24,
@@ -629,17 +634,20 @@ def vgg_mini(batch_norm=True):
     )
 
 
-def resnet_mini(shortcut="projection"):
-    """Chapter 9. ResNet-18's pattern with an eighth of its channels: the
-    stem takes 24 pixels to 6 (224 to 56 in the paper), then four stages
-    of two basic blocks."""
+def resnet_mini(shortcut="zero-padding"):
+    """Chapter 9. He et al.'s recipe for small images (their CIFAR-10
+    networks): a 3 × 3 stem without stride or pool, three stages at 24, 12
+    and 6 pixels with a quarter of the paper's channels, one basic block
+    each (ResNet-8; their smallest, ResNet-20, has three), option A
+    shortcuts, and a global average pool over the last 6 × 6 maps."""
     return ResNet(
         BasicBlock,
-        (2, 2, 2, 2),
-        widths=(8, 16, 32, 64),
+        (1, 1, 1),
+        widths=(4, 8, 16),
         in_channels=1,
         num_classes=10,
-        stem=(3, 2),
+        stem=(3, 1),
+        stem_pool=False,
         shortcut=shortcut,
     )
 
@@ -649,10 +657,10 @@ def resnet_mini(shortcut="projection"):
 
 # --8<-- [start:standardise]
 def standardise(data):
-    """Chapter 9. The split with every pixel shifted and scaled by the mean
-    and standard deviation of the training images, the preparation the
-    papers give their inputs (LeNet-5: mean 0, variance about 1; AlexNet
-    and VGG: the mean subtracted)."""
+    """Chapter 9. The split with every pixel shifted by the mean of the
+    training images and scaled by their standard deviation. LeNet-5's
+    inputs had mean about 0 and variance about 1; AlexNet and VGG only
+    subtracted the mean; the scaling is ours, for every network."""
     mean, std = data.X_train.mean(), data.X_train.std()
     return Split(
         (data.X_train - mean) / std,

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Chapter 9, part 4: ResNet, and what its shortcuts fix
 #
-# The scaled-down ResNet-18 trained on the shifted digits under the book's
+# The scaled-down ResNet trained on the shifted digits under the book's
 # protocol; then a deep stack of the same blocks with and without its
 # shortcuts: the gradient that reaches the first layer at initialisation, for
 # stacks of growing depth, and the training loss of a 34-layer stack.
@@ -34,7 +34,7 @@ from book import (
 setup()
 
 # %% [markdown]
-# ## The scaled-down ResNet-18
+# ## The scaled-down ResNet
 
 # %%
 # --8<-- [start:trials]
@@ -44,6 +44,7 @@ print(f"test accuracy {resnet['mean']:.3f} ± {resnet['std']:.3f}")
 # --8<-- [end:trials]
 record(
     **table_row("resnet", resnet),
+    row_resnet_accuracies=resnet["accuracies"],
     row_resnet_multiply_adds=sum(
         row.multiply_adds for row in layer_costs(resnet_mini(), (1, 24, 24))
     ),
@@ -81,6 +82,8 @@ record(
     residual_gradient_growth=residual[-1].mean() / residual[0].mean(),
     deep_gradient_ratio=plain[-1].min() / residual[-1].max(),
     plain_gradient_monotone=bool(np.all(np.diff(plain.mean(axis=1)) > 0)),
+    gradient_norms_plain=plain.tolist(),  # (depths, seeds)
+    gradient_norms_residual=residual.tolist(),
 )
 
 # %%
@@ -112,11 +115,13 @@ save_figure(fig, "gradients")
 # --8<-- [start:training]
 def train_steps(net, data, num_steps, seed):
     """Mini-batch Adam as in book.train, for num_steps mini-batches; returns
-    each step's training loss and first-layer gradient length."""
+    each step's training loss, first-layer gradient length and how far the
+    first layer's weights have moved from their start."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=PROTOCOL["lr"])
     first = net.features[0][0]  # the stem's convolution
-    losses, gradients = [], []
+    start = first.weight.detach().clone()
+    losses, gradients, moved = [], [], []
     net.train()
     while len(losses) < num_steps:
         n = len(data.X_train)
@@ -128,9 +133,10 @@ def train_steps(net, data, num_steps, seed):
             optimizer.step()
             losses.append(loss.item())
             gradients.append(first.weight.grad.norm().item())
+            moved.append((first.weight.detach() - start).norm().item())
             if len(losses) == num_steps:
                 break
-    return np.array(losses), np.array(gradients)
+    return np.array(losses), np.array(gradients), np.array(moved)
 
 
 num_blocks, num_steps = 16, 60  # 34 layers, about an epoch and a half
@@ -142,11 +148,11 @@ for kind, shortcut in [("plain", None), ("residual", "projection")]:
         runs[kind].append(train_steps(net, data, num_steps, seed))
 last = 20  # the loss at the end: the mean of the last 20 mini-batches
 for kind, kind_runs in runs.items():
-    final = [round(losses[-last:].mean(), 2) for losses, _ in kind_runs]
+    final = [round(losses[-last:].mean(), 2) for losses, *_ in kind_runs]
     print(kind, "final training loss", final)
 # --8<-- [end:training]
 plain_loss, residual_loss = (
-    np.array([losses[-last:].mean() for losses, _ in runs[kind]])
+    np.array([losses[-last:].mean() for losses, *_ in runs[kind]])
     for kind in ("plain", "residual")
 )
 record(
@@ -154,9 +160,11 @@ record(
     stack_steps=num_steps,
     stack_last_steps=last,
     plain_final_loss=plain_loss.mean(),
-    plain_final_loss_std=plain_loss.std(),
+    plain_final_loss_std=plain_loss.std(ddof=1),
+    plain_final_losses=plain_loss.tolist(),
     residual_final_loss=residual_loss.mean(),
-    residual_final_loss_std=residual_loss.std(),
+    residual_final_loss_std=residual_loss.std(ddof=1),
+    residual_final_losses=residual_loss.tolist(),
     worst_residual_loss=residual_loss.max(),
     best_plain_loss=plain_loss.min(),
     chance_loss=np.log(10),
@@ -167,16 +175,52 @@ record(
 # %%
 # When does the plain stack's first-layer gradient (mean of the seeds) fall
 # below the residual stack's, and how often is it below from then on?
-plain_mean, residual_mean = (
-    np.array([gradients for _, gradients in runs[kind]]).mean(axis=0)
+plain_gradients, residual_gradients = (
+    np.array([gradients for _, gradients, _ in runs[kind]])  # (seeds, steps)
     for kind in ("plain", "residual")
 )
+plain_mean, residual_mean = plain_gradients.mean(0), residual_gradients.mean(0)
 below = plain_mean < residual_mean
 crossing = int(np.argmax(below))  # the first mini-batch where it is below
 record(
     first_step_gradient_ratio=plain_mean[0] / residual_mean[0],
     gradient_crossing_step=crossing + 1,
     gradient_below_share_after=below[crossing:].mean(),
+    # per seed pair: log10 of plain over residual, first step and last steps
+    first_step_gradient_log_ratios=np.log10(
+        plain_gradients[:, 0] / residual_gradients[:, 0]
+    ).tolist(),
+    late_gradient_ratio=plain_mean[-last:].mean()
+    / residual_mean[-last:].mean(),
+    late_gradient_log_ratios=np.log10(
+        plain_gradients[:, -last:].mean(1)
+        / residual_gradients[:, -last:].mean(1)
+    ).tolist(),
+)
+
+# %%
+# Adam's steps hardly depend on the gradient's length: how far the first
+# layer has moved after the first `last` mini-batches, plain over residual.
+early_moved = {
+    kind: np.array([moved[last - 1] for _, _, moved in runs[kind]])
+    for kind in runs
+}
+early_gradient = {
+    kind: np.array([gradients[:last].mean() for _, gradients, _ in runs[kind]])
+    for kind in runs
+}
+record(
+    early_steps=last,
+    early_moved_log_ratios=np.log10(
+        early_moved["plain"] / early_moved["residual"]
+    ).tolist(),
+    early_gradient_log_ratios=np.log10(
+        early_gradient["plain"] / early_gradient["residual"]
+    ).tolist(),
+    early_moved_ratio=early_moved["plain"].mean()
+    / early_moved["residual"].mean(),
+    early_gradient_ratio=early_gradient["plain"].mean()
+    / early_gradient["residual"].mean(),
 )
 
 # %%

@@ -36,6 +36,7 @@ from architectures_ops import (
     standardise,
     vgg_mini,
 )
+from claims import binomial_se, sample_sd
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -204,6 +205,12 @@ def test_lenet_shapes_and_outputs():
     net = lenet_mini()
     assert net(torch.rand(3, 1, 24, 24)).shape == (3, 10)
     assert net.c5.kernel_size == (3, 3)  # S4's maps are 3 × 3 on 24 pixels
+    # The paper: C5's kernels are 5 × 5; on a larger image its maps grow.
+    assert LeNet5().c5.kernel_size == (5, 5)
+    large = LeNet5(image_size=40)
+    assert large.c5.kernel_size == (5, 5)
+    assert large.c5(torch.zeros(1, 16, 7, 7)).shape == (1, 120, 3, 3)
+    assert large(torch.rand(2, 1, 40, 40)).shape == (2, 10)
     # The RBF output is minus a squared distance: never positive.
     assert (LeNet5()(torch.rand(3, 1, 32, 32)) <= 0).all()
 
@@ -503,8 +510,18 @@ def test_scaled_down_networks_keep_their_pattern():
     vgg_convs = [m for m in vgg_mini().modules() if isinstance(m, nn.Conv2d)]
     assert all(conv.kernel_size == (3, 3) for conv in vgg_convs)
     assert len(vgg_convs) == 6  # configuration A has 8; 24 pixels fit 4 stages
-    blocks = [m for m in resnet_mini().modules() if isinstance(m, BasicBlock)]
-    assert len(blocks) == 8  # ResNet-18: four stages of two
+    # VGG: four pools leave one position for the classifier.
+    assert vgg_mini().features(torch.zeros(1, 1, 24, 24)).shape == (1, 32, 1, 1)
+    # ResNet, He et al.'s CIFAR recipe: 3 × 3 stem, no stride, no pool; three
+    # stages of one block; the global average pool sees 6 × 6 maps.
+    net = resnet_mini().eval()
+    assert net.features[0][0].kernel_size == (3, 3)
+    assert net.features[0][0].stride == (1, 1)
+    assert not any(isinstance(m, nn.MaxPool2d) for m in net.modules())
+    blocks = [m for m in net.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 3
+    assert all(isinstance(b.shortcut, (nn.Identity, ZeroPadShortcut)) for b in blocks)
+    assert net.features(torch.zeros(1, 1, 24, 24)).shape == (1, 16, 6, 6)
 
 
 def test_scaled_down_parameters_match_the_table(results):
@@ -536,6 +553,11 @@ def test_standardise_gives_the_training_images_mean_0_std_1():
 
 
 # Training results --------------------------------------------------------------
+# Claim tests: each effect the chapter states, against its standard error (the
+# sample std over seeds, and the test set's binomial error for an accuracy).
+
+LEARNING = ["lenet", "alexnet", "vgg", "resnet"]  # normalised where we add it
+FLATTENING = ["lenet", "alexnet", "vgg"]  # end in fully connected layers
 
 
 def rows(results):
@@ -548,46 +570,127 @@ def rows(results):
     }
 
 
-def test_every_normalised_network_learns(results):
-    """The table: each network but VGG as published ends far above chance
-    on every seed."""
-    for name, snippet in rows(results).items():
-        if name != "vgg_plain":
-            assert snippet[f"row_{name}_worst"] > 0.3, name
+def num_test(results):
+    return results["architectures_early"]["num_test"]
 
 
-def test_vgg_as_published_stalls_at_chance(results):
-    """The chapter: without normalisation every VGG run spends its first
-    epochs at chance (mean training loss within 0.01 of ln 10) and one never
-    leaves it; with normalisation only the first epoch, whose mean includes
-    the untrained start, is; normalised, it ends ahead on every seed."""
+def se_of_mean(values):
+    return sample_sd(values) / math.sqrt(len(values))
+
+
+def row_mean(results, name):
+    return rows(results)[name][f"row_{name}_mean"]
+
+
+def row_se(results, name, num_seeds=3):
+    """The standard error of a table row's mean accuracy: its seed spread
+    (the recorded sample std) and the test set's binomial error."""
+    snippet = rows(results)[name]
+    return math.hypot(
+        snippet[f"row_{name}_std"] / math.sqrt(num_seeds),
+        binomial_se(snippet[f"row_{name}_mean"], num_test(results)),
+    )
+
+
+def gap(results, a, b):
+    """mean(a) - mean(b) and its standard error."""
+    effect = row_mean(results, a) - row_mean(results, b)
+    return effect, math.hypot(row_se(results, a), row_se(results, b))
+
+
+def test_every_normalised_network_learns(results, claim):
+    """The summary: with normalisation all the patterns learn (far above the
+    10 % of guessing)."""
+    for name in LEARNING:
+        claim.exceeds(
+            f"{name}, scaled down, learns: above chance",
+            effect=row_mean(results, name) - 0.1,
+            uncertainty=row_se(results, name),
+            z=4,  # "far above"
+        )
+
+
+def test_vgg_stalls_without_normalisation_and_learns_with_it(results, claim):
+    """The chapter: without normalisation the VGG runs spend more of their
+    first epochs with a training loss at chance than with it, and end less
+    accurate. Epochs are whole numbers: their rounding (sd 1/sqrt(12)) is
+    added to the seed spread, so that identical counts still have an error."""
     vgg = results["architectures_vgg"]
-    assert vgg["chance_margin"] == 0.01
-    assert vgg["vgg_plain_fewest_epochs_at_chance"] >= 3
-    assert vgg["vgg_plain_runs_never_learning"] >= 1
-    assert vgg["vgg_most_epochs_at_chance"] <= 1
-    assert vgg["vgg_runs_never_learning"] == 0
-    assert vgg["row_vgg_worst"] > vgg["row_vgg_plain_best"]
+    plain, normalised = vgg["vgg_plain_epochs_at_chance"], vgg["vgg_epochs_at_chance"]
+    rounding = 1 / math.sqrt(12)
+    claim.exceeds(
+        "VGG without normalisation sits at chance for more epochs",
+        effect=np.mean(plain) - np.mean(normalised),
+        uncertainty=math.hypot(se_of_mean(plain), se_of_mean(normalised), rounding),
+    )
+    effect, se = gap(results, "vgg", "vgg_plain")
+    claim.exceeds(
+        "VGG with normalisation ends more accurate than without",
+        effect=effect,
+        uncertainty=se,
+    )
+    assert vgg["vgg_plain_fewest_epochs_at_chance"] == min(plain)
+    assert vgg["vgg_most_epochs_at_chance"] == max(normalised)
 
 
-def test_chapter_4_s_cnn_beats_every_scaled_down_network(results):
-    """The chapter: none of the four patterns, shrunk to this budget, reaches
+def test_chapter_4_s_cnn_beats_every_scaled_down_network(results, claim):
+    """The chapter: none of the four patterns, shrunk this way, reaches
     chapter 4's three-block CNN on the shifted digits."""
-    reference = results["layers_cnn"]["row_cnn_shifted_mean"]
-    for name, snippet in rows(results).items():
-        assert snippet[f"row_{name}_mean"] < reference - 0.1, name
+    cnn = results["layers_cnn"]
+    cnn_se = math.hypot(
+        cnn["row_cnn_shifted_std"] / math.sqrt(cnn["num_seeds"]),
+        binomial_se(cnn["row_cnn_shifted_mean"], cnn["num_test"]),
+    )
+    best = max(LEARNING, key=lambda name: row_mean(results, name))
+    claim.exceeds(
+        "chapter 4's CNN beats the best scaled-down network",
+        effect=cnn["row_cnn_shifted_mean"] - row_mean(results, best),
+        uncertainty=math.hypot(cnn_se, row_se(results, best)),
+    )
+
+
+def test_the_three_that_flatten_have_no_clear_winner(results, claim):
+    """The chapter: among LeNet-5, AlexNet and VGG (normalised) there is no
+    clear winner at this budget: the best mean is within two standard errors
+    of the second best. VGG as published is behind every one of them.
+    ResNet's mean is the highest of the four (a description of this build's
+    numbers: the chapter does not claim the gap is clear)."""
+    ranked = sorted(FLATTENING, key=lambda name: row_mean(results, name))
+    worst, second, best = ranked
+    effect, se = gap(results, best, second)
+    claim.within(
+        "no clear winner among the three: best against second best",
+        effect=effect,
+        uncertainty=se,
+    )
+    effect, se = gap(results, worst, "vgg_plain")
+    claim.exceeds(
+        "VGG as published is behind the worst of the three",
+        effect=effect,
+        uncertainty=se,
+    )
+    resnet = row_mean(results, "resnet")
+    assert all(resnet > row_mean(results, name) for name in FLATTENING)
 
 
 def test_multiply_adds_of_the_scaled_down_networks(results):
     assert results["architectures_early"]["row_lenet_multiply_adds"] == (
         sum(row.multiply_adds for row in layer_costs(lenet_mini(), (1, 24, 24)))
     )
-    for snippet, key in [
-        ("architectures_early", "row_alexnet_multiply_adds"),
-        ("architectures_vgg", "row_vgg_multiply_adds"),
-        ("architectures_resnet", "row_resnet_multiply_adds"),
+    for snippet, key, make_net in [
+        ("architectures_early", "row_alexnet_multiply_adds", alexnet_mini),
+        ("architectures_vgg", "row_vgg_multiply_adds", vgg_mini),
+        ("architectures_resnet", "row_resnet_multiply_adds", resnet_mini),
     ]:
-        assert 1e5 < results[snippet][key] < 2e6
+        assert results[snippet][key] == total_multiply_adds(make_net(), (1, 24, 24))
+
+
+def test_table_std_is_the_sample_std_of_the_seeds(results):
+    for name in ["lenet", "alexnet", "vgg", "vgg_plain"]:
+        snippet = rows(results)[name]
+        accs = snippet[f"row_{name}_accuracies"]
+        assert snippet[f"row_{name}_std"] == pytest.approx(sample_sd(accs))
+        assert snippet[f"row_{name}_mean"] == pytest.approx(np.mean(accs))
 
 
 # What residual connections fix ---------------------------------------------------
@@ -614,40 +717,123 @@ def test_deep_stack_depths():
             assert net(torch.rand(2, 1, 24, 24)).shape == (2, 10)
 
 
-def test_plain_gradients_grow_with_depth_residual_ones_do_not(results):
-    """The chapter: from 4 to 66 layers, the plain stack's first-layer
-    gradient grows by more than a hundredfold (every seed's deepest plain
-    value above every seed's deepest residual one); the residual stack's
-    changes by less than a factor of 10."""
-    resnet = results["architectures_resnet"]
-    assert resnet["plain_gradient_growth"] > 100
-    assert resnet["residual_gradient_growth"] < 10
-    assert resnet["deep_gradient_ratio"] > 10
-    assert resnet["plain_gradient_monotone"]
+def log_gradients(resnet, kind):
+    """log10 of the first-layer gradient, (depths, seeds)."""
+    return np.log10(np.array(resnet[f"gradient_norms_{kind}"]))
 
 
-def test_the_residual_stack_trains_the_plain_one_barely_does(results):
-    """The chapter: after the short run, every residual seed's training loss
-    is below every plain seed's, by more than the spread between seeds."""
+def test_plain_gradients_grow_with_depth_residual_ones_do_not(results, claim):
+    """The chapter: from the shallowest to the deepest stack, the plain
+    stack's first-layer gradient at initialisation grows, far more than the
+    residual stack's; at the deepest, plain is far above residual. On log10
+    of the gradient, with the seed spread of each mean."""
     resnet = results["architectures_resnet"]
-    assert resnet["worst_residual_loss"] < resnet["best_plain_loss"]
-    gap = resnet["plain_final_loss"] - resnet["residual_final_loss"]
-    spread = resnet["plain_final_loss_std"] + resnet["residual_final_loss_std"]
-    assert gap > 2 * spread
-    assert np.isclose(resnet["chance_loss"], math.log(10))
+    plain, residual = log_gradients(resnet, "plain"), log_gradients(resnet, "residual")
+    plain_growth = plain[-1].mean() - plain[0].mean()
+    plain_growth_se = math.hypot(se_of_mean(plain[-1]), se_of_mean(plain[0]))
+    claim.exceeds(
+        "plain stack: first-layer gradient grows with depth (log10)",
+        effect=plain_growth,
+        uncertainty=plain_growth_se,
+    )
+    residual_growth = residual[-1].mean() - residual[0].mean()
+    claim.exceeds(
+        "plain stack's gradient grows more than the residual one's (log10)",
+        effect=plain_growth - residual_growth,
+        uncertainty=math.hypot(
+            plain_growth_se, se_of_mean(residual[-1]), se_of_mean(residual[0])
+        ),
+    )
+    claim.exceeds(
+        "deepest plain gradient far above deepest residual (log10)",
+        effect=plain[-1].mean() - residual[-1].mean(),
+        uncertainty=math.hypot(se_of_mean(plain[-1]), se_of_mean(residual[-1])),
+        z=3,  # "far"
+    )
+    assert resnet["plain_gradient_growth"] == pytest.approx(
+        np.mean(10 ** plain[-1]) / np.mean(10 ** plain[0])
+    )
+
+
+def test_the_residual_stack_trains_the_plain_one_stays_at_chance(results, claim):
+    """The chapter: at the end of the short run the plain stack's training
+    loss is at the loss of guessing (no clear difference), the residual
+    stack's below it, and below the plain stack's."""
+    resnet = results["architectures_resnet"]
+    plain, residual = resnet["plain_final_losses"], resnet["residual_final_losses"]
+    chance = math.log(10)
+    claim.within(
+        "plain stack's final training loss is at chance",
+        effect=np.mean(plain) - chance,
+        uncertainty=se_of_mean(plain),
+    )
+    claim.exceeds(
+        "residual stack's final training loss is below chance",
+        effect=chance - np.mean(residual),
+        uncertainty=se_of_mean(residual),
+    )
+    claim.exceeds(
+        "residual stack's final loss is below the plain stack's",
+        effect=np.mean(plain) - np.mean(residual),
+        uncertainty=math.hypot(se_of_mean(plain), se_of_mean(residual)),
+    )
+
+
+def test_in_training_the_plain_gradient_falls_to_the_residual_one(results, claim):
+    """The chapter: at the first mini-batch the plain stack's first-layer
+    gradient is larger than the residual stack's; by the last mini-batches
+    the ratio has fallen (to about one or below: the mean of the seeds
+    crosses below the residual stack's at the recorded mini-batch). log10 of
+    plain over residual, per seed."""
+    resnet = results["architectures_resnet"]
+    first = resnet["first_step_gradient_log_ratios"]
+    late = resnet["late_gradient_log_ratios"]
+    claim.exceeds(
+        "first mini-batch: plain gradient above residual (log10 ratio)",
+        effect=np.mean(first),
+        uncertainty=se_of_mean(first),
+    )
+    claim.exceeds(
+        "the plain/residual gradient ratio falls from the first to the last "
+        "mini-batches (log10)",
+        effect=np.mean(first) - np.mean(late),
+        uncertainty=math.hypot(se_of_mean(first), se_of_mean(late)),
+    )
+    # The mean of the seeds does cross below: the crossing is a real one.
+    assert 1 < resnet["gradient_crossing_step"] < resnet["stack_steps"]
+    assert resnet["gradient_below_share_after"] > 0.5
+    assert resnet["late_gradient_ratio"] < 1
+
+
+def test_adam_keeps_the_large_gradient_from_moving_the_weights_far(results, claim):
+    """The chapter: over the first mini-batches the plain stack's first-layer
+    gradient is several times the residual stack's, but its weights move
+    far less than that many times as far (Adam divides each step by the
+    gradient's running size). log10 of the gradient ratio minus log10 of
+    the distance ratio, per seed."""
+    resnet = results["architectures_resnet"]
+    gap = np.subtract(
+        resnet["early_gradient_log_ratios"], resnet["early_moved_log_ratios"]
+    )
+    claim.exceeds(
+        "plain gradient's excess over residual outgrows its weights' move",
+        effect=gap.mean(),
+        uncertainty=se_of_mean(gap),
+    )
 
 
 # The chapter's comparisons ---------------------------------------------------------
 
 
 def test_depth_grew_parameters_and_arithmetic_did_not_follow(results):
-    """The chapter: weight layers 7 (LeNet-5, "7 layers ... all of which
-    contain trainable parameters", LeCun et al. 1998), 8 (AlexNet), 16 (VGG-16)
-    and 50 (ResNet-50); VGG-16 has over twice AlexNet's parameters and
-    ResNet-50 under a quarter of VGG-16's; VGG-16 needs over ten times
-    AlexNet's multiply-adds, ResNet-50 under a third of VGG-16's."""
+    """The chapter: convolutions and fully connected layers, 5 (LeNet-5: C1,
+    C3, C5, F6 and the output; LeCun et al. 1998 count 7 with S2 and S4),
+    8 (AlexNet), 16 (VGG-16) and 50 (ResNet-50); VGG-16 has over twice
+    AlexNet's parameters and ResNet-50 under a quarter of VGG-16's; VGG-16
+    needs over ten times AlexNet's multiply-adds, ResNet-50 under a third
+    of VGG-16's."""
     counted = results["architectures"]
-    assert counted["lenet_weight_layers"] == 7
+    assert counted["lenet_weight_layers"] == 5
     assert counted["alexnet_weight_layers"] == 8
     assert counted["vgg16_weight_layers"] == 16
     assert counted["resnet18_weight_layers"] == 18
@@ -657,6 +843,34 @@ def test_depth_grew_parameters_and_arithmetic_did_not_follow(results):
     assert counted["vgg16_over_alexnet_multiply_adds"] > 10
     assert counted["resnet50_over_vgg16_multiply_adds"] < 1 / 3
     assert 0 < counted["resnet50_extra_over_resnet34"] < 0.1
+
+
+def test_vgg16_published_multiply_adds_and_activations(results):
+    """He et al. (2016), section 4.1: VGG-16 15.3 and VGG-19 19.6 billion.
+    The chapter: VGG-19's count rounds to its figure, VGG-16's does not, and
+    leaving out the fully connected layers matches VGG-16 but not VGG-19."""
+    counted = results["architectures"]
+    assert round(counted["vgg19_multiply_adds"] / BILLION, 1) == 19.6
+    assert round(counted["vgg16_multiply_adds"] / BILLION, 1) != 15.3
+    assert round(counted["vgg16_conv_multiply_adds"] / BILLION, 1) == 15.3
+    assert round(counted["vgg19_conv_multiply_adds"] / BILLION, 1) != 19.6
+    with torch.device("meta"):
+        rows = layer_costs(VGG("D"), (3, 224, 224))
+    assert counted["vgg16_activation_millions"] == sum(r.units for r in rows) / 1e6
+    # The chapter: from a batch of this many images on, the outputs
+    # outweigh the weights; one image fewer, they do not.
+    batch = counted["vgg16_batch_outweighing_weights"]
+    outputs = counted["vgg16_activation_millions"] * 1e6
+    assert batch * outputs >= counted["vgg16_parameters"] > (batch - 1) * outputs
+
+
+def test_bottlenecks_have_fewer_3x3_layers(results):
+    """The chapter: ResNet-50's receptive field is smaller than ResNet-34's
+    because its main path has fewer 3 × 3 convolutions (16 against 32)."""
+    counted = results["architectures"]
+    assert counted["resnet34_three_by_three"] == 2 * (3 + 4 + 6 + 3)
+    assert counted["resnet50_three_by_three"] == 3 + 4 + 6 + 3
+    assert counted["resnet50_receptive_field"] < counted["resnet34_receptive_field"]
 
 
 def test_lenet_keeps_its_parameters_in_c5_and_f6(results):
@@ -670,7 +884,6 @@ def test_vgg16_convolutions_of_equal_cost(results):
     counted = results["architectures"]
     assert counted["vgg16_convs_like_conv2"] == [2, 4, 6, 7, 9, 10]
     assert counted["vgg16_typical_conv_multiply_adds"] == 224 * 224 * 64 * 64 * 9
-    assert counted["vgg16_megabytes"] == 4 * counted["vgg16_parameters"] / 1e6
 
 
 def test_chapter_4_s_cnn_costs_several_times_the_scaled_down_ones(results):
@@ -680,37 +893,7 @@ def test_chapter_4_s_cnn_costs_several_times_the_scaled_down_ones(results):
         assert reference > 2 * snippet[f"row_{key}_multiply_adds"], name
 
 
-def test_the_four_patterns_that_learn_end_close_together(results):
-    """The chapter: the best and worst means of LeNet-5, AlexNet, VGG and
-    ResNet (normalised where the chapter adds it) are less than two seed
-    spreads (the largest standard deviation) apart; VGG as published is
-    below every one of them."""
-    snippets = rows(results)
-    learning = ["lenet", "alexnet", "vgg", "resnet"]
-    means = [snippets[n][f"row_{n}_mean"] for n in learning]
-    spread = max(snippets[n][f"row_{n}_std"] for n in learning)
-    assert max(means) - min(means) < 2 * spread
-    plain = snippets["vgg_plain"]["row_vgg_plain_mean"]
-    assert all(plain < mean - 0.2 for mean in means)
-
-
 def test_the_two_stacks_differ_only_in_their_additions(results):
     resnet = results["architectures_resnet"]
     assert resnet["stack_parameters"] == resnet["stack_parameters_plain"]
-    assert resnet["stack_layers"] == 34
-    # "barely below the loss of guessing", against a clear drop with shortcuts
-    assert resnet["plain_final_loss"] > math.log(10) - 0.15
-    assert resnet["residual_final_loss"] < math.log(10) - 0.2
-    assert resnet["plain_gradient_growth"] > 1000
-    assert resnet["stack_last_steps"] < resnet["stack_steps"]
-
-
-def test_in_training_the_plain_gradient_falls_below_the_residual_one(results):
-    """The chapter: at the first mini-batch the plain stack's first-layer
-    gradient is several times the residual stack's; within the first half of
-    the run it falls below, and stays below in most mini-batches after (the
-    means of three seeds; 0.8 and 3 leave margins below the measured values)."""
-    resnet = results["architectures_resnet"]
-    assert resnet["first_step_gradient_ratio"] > 3
-    assert resnet["gradient_crossing_step"] < resnet["stack_steps"] / 2
-    assert resnet["gradient_below_share_after"] > 0.8
+    assert resnet["stack_parameters"] == count_parameters(deep_stack(16))
