@@ -200,3 +200,30 @@ def test_the_page_draws_maps_without_negatives_like_the_image():
     page = drawn_colours([0.0, 0.5, 1.0]) / 255
     np.testing.assert_array_equal(page[0], [0, 0, 0])  # zero: black
     np.testing.assert_array_equal(page[2], [1, 1, 1])  # the largest: white
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), (3, 2)])
+def test_the_pages_feature_map_equals_the_snippets(explorer, stride, padding):
+    """The page's featureMap, run by Node (the browser tests run it in the
+    page): the same numbers as feature_map, within float64 rounding."""
+    node = shutil.which("node")
+    if node is None:
+        skip_or_fail("Node.js not found: the explorer's arithmetic needs it")
+    rng = np.random.default_rng(stride + 10 * padding)
+    X, K = rng.random((9, 11)), rng.normal(size=(3, 3))
+    source = EXPLORER_JS.read_text()
+    script = (
+        js_function(source, "outputSize")
+        + "\n"
+        + js_function(source, "featureMap")
+        + f"\nconst Y = featureMap({json.dumps(X.tolist())}, "
+        f"{json.dumps(K.tolist())}, {stride}, {padding});"
+        "\nconsole.log(JSON.stringify(Y.map((row) => Array.from(row))));"
+    )
+    run = subprocess.run(
+        [node, "-e", script], capture_output=True, text=True, check=True
+    )
+    expected = explorer.feature_map(X, K, stride, padding).numpy()
+    np.testing.assert_allclose(
+        np.array(json.loads(run.stdout)), expected, rtol=0, atol=1e-12
+    )
