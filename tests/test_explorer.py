@@ -30,14 +30,16 @@ def explorer(tmp_path_factory):
         return importlib.import_module("explorer")
 
 
-def reference_feature_map(X, K, stride, padding):
+def reference_feature_map(X, K, stride, padding, bias=0.0):
     """The definition, one output at a time, with explicit zero padding."""
     X = np.pad(np.asarray(X, dtype=np.float64), padding)
     K = np.asarray(K, dtype=np.float64)
     k = K.shape[0]
     rows = range(0, X.shape[0] - k + 1, stride)
     cols = range(0, X.shape[1] - k + 1, stride)
-    return np.array([[np.sum(K * X[i : i + k, j : j + k]) for j in cols] for i in rows])
+    return bias + np.array(
+        [[np.sum(K * X[i : i + k, j : j + k]) for j in cols] for i in rows]
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -46,15 +48,16 @@ def reference_feature_map(X, K, stride, padding):
     width=st.integers(3, 12),
     stride=st.integers(1, 3),
     padding=st.integers(0, 2),
+    bias=st.floats(-2, 2),
     seed=st.integers(0, 2**16),
 )
 def test_feature_map_matches_the_definition(
-    explorer, height, width, stride, padding, seed
+    explorer, height, width, stride, padding, bias, seed
 ):
     rng = np.random.default_rng(seed)
     X, K = rng.random((height, width)), rng.normal(size=(3, 3))
-    Y = explorer.feature_map(X, K, stride, padding).numpy()
-    expected = reference_feature_map(X, K, stride, padding)
+    Y = explorer.feature_map(X, K, stride, padding, bias).numpy()
+    expected = reference_feature_map(X, K, stride, padding, bias)
     np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-12)
     assert Y.shape == (
         explorer.output_size(height, 3, stride, padding),
@@ -202,8 +205,10 @@ def test_the_page_draws_maps_without_negatives_like_the_image():
     np.testing.assert_array_equal(page[2], [1, 1, 1])  # the largest: white
 
 
-@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), (3, 2)])
-def test_the_pages_feature_map_equals_the_snippets(explorer, stride, padding):
+@pytest.mark.parametrize(
+    "stride, padding, bias", [(1, 0, 0.0), (2, 1, -0.75), (3, 2, 1.5)]
+)
+def test_the_pages_feature_map_equals_the_snippets(explorer, stride, padding, bias):
     """The page's featureMap, run by Node (the browser tests run it in the
     page): the same numbers as feature_map, within float64 rounding."""
     node = shutil.which("node")
@@ -217,13 +222,13 @@ def test_the_pages_feature_map_equals_the_snippets(explorer, stride, padding):
         + "\n"
         + js_function(source, "featureMap")
         + f"\nconst Y = featureMap({json.dumps(X.tolist())}, "
-        f"{json.dumps(K.tolist())}, {stride}, {padding});"
+        f"{json.dumps(K.tolist())}, {stride}, {padding}, {bias});"
         "\nconsole.log(JSON.stringify(Y.map((row) => Array.from(row))));"
     )
     run = subprocess.run(
         [node, "-e", script], capture_output=True, text=True, check=True
     )
-    expected = explorer.feature_map(X, K, stride, padding).numpy()
+    expected = explorer.feature_map(X, K, stride, padding, bias).numpy()
     np.testing.assert_allclose(
         np.array(json.loads(run.stdout)), expected, rtol=0, atol=1e-12
     )
