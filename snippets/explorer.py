@@ -51,11 +51,13 @@ def output_size(size, kernel_size=3, stride=1, padding=0):
     return (size + 2 * padding - kernel_size) // stride + 1
 
 
-def feature_map(X, K, stride=1, padding=0):
+def feature_map(X, K, stride=1, padding=0, bias=0.0):
     """Slide kernel K over image X (both 2-D): the explorer's computation.
 
     Zero padding of `padding` pixels on every side, then a step of `stride`
-    pixels between positions. Cross-correlation, as in torch's conv2d.
+    pixels between positions; bias is added to every output, as a
+    convolution layer adds one per kernel. Cross-correlation, as in torch's
+    conv2d.
     """
     X = torch.as_tensor(X, dtype=torch.float64)
     K = torch.as_tensor(K, dtype=torch.float64)
@@ -77,7 +79,10 @@ def feature_map(X, K, stride=1, padding=0):
             f"a {K.shape[0]} × {K.shape[1]} kernel does not fit in a "
             f"{X.shape[0]} × {X.shape[1]} image padded by {padding}"
         )
-    Y = F.conv2d(X[None, None], K[None, None], stride=stride, padding=padding)
+    b = torch.tensor([bias], dtype=torch.float64)
+    Y = F.conv2d(
+        X[None, None], K[None, None], b, stride=stride, padding=padding
+    )
     return Y[0, 0]
 
 

@@ -2,14 +2,21 @@
 
 import importlib
 import inspect
+import json
+import shutil
+import subprocess
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from conftest import skip_or_fail
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from sklearn.datasets import load_digits
+from why_cnns_ops import SIGNED
 
 from book import SOBEL_X, SOBEL_Y
 from tools.runner import BUILD_DIR
@@ -23,14 +30,16 @@ def explorer(tmp_path_factory):
         return importlib.import_module("explorer")
 
 
-def reference_feature_map(X, K, stride, padding):
+def reference_feature_map(X, K, stride, padding, bias=0.0):
     """The definition, one output at a time, with explicit zero padding."""
     X = np.pad(np.asarray(X, dtype=np.float64), padding)
     K = np.asarray(K, dtype=np.float64)
     k = K.shape[0]
     rows = range(0, X.shape[0] - k + 1, stride)
     cols = range(0, X.shape[1] - k + 1, stride)
-    return np.array([[np.sum(K * X[i : i + k, j : j + k]) for j in cols] for i in rows])
+    return bias + np.array(
+        [[np.sum(K * X[i : i + k, j : j + k]) for j in cols] for i in rows]
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -39,15 +48,16 @@ def reference_feature_map(X, K, stride, padding):
     width=st.integers(3, 12),
     stride=st.integers(1, 3),
     padding=st.integers(0, 2),
+    bias=st.floats(-2, 2),
     seed=st.integers(0, 2**16),
 )
 def test_feature_map_matches_the_definition(
-    explorer, height, width, stride, padding, seed
+    explorer, height, width, stride, padding, bias, seed
 ):
     rng = np.random.default_rng(seed)
     X, K = rng.random((height, width)), rng.normal(size=(3, 3))
-    Y = explorer.feature_map(X, K, stride, padding).numpy()
-    expected = reference_feature_map(X, K, stride, padding)
+    Y = explorer.feature_map(X, K, stride, padding, bias).numpy()
+    expected = reference_feature_map(X, K, stride, padding, bias)
     np.testing.assert_allclose(Y, expected, rtol=1e-12, atol=1e-12)
     assert Y.shape == (
         explorer.output_size(height, 3, stride, padding),
@@ -137,3 +147,88 @@ def test_the_digit_is_a_three(explorer):
     # The page's alt text says so.
     index = inspect.signature(explorer.explorer_images).parameters["digit_index"]
     assert load_digits().target[index.default] == 3
+
+
+# The page's colours follow the book's convention (chapter 1, why_cnns_ops),
+# checked on the page's own draw() run by Node; the browser tests check the
+# same on the rendered canvas.
+EXPLORER_JS = Path(__file__).resolve().parent.parent / "docs/javascripts/explorer.js"
+
+
+def js_function(source, name):
+    """The text of `function name(...) { ... }` in source, braces matched."""
+    start = source.index(f"function {name}(")
+    depth = 0
+    for end in range(source.index("{", start), len(source)):
+        depth += {"{": 1, "}": -1}.get(source[end], 0)
+        if depth == 0:
+            return source[start : end + 1]
+    raise ValueError(f"function {name} is not closed")
+
+
+def drawn_colours(values):
+    """RGB of each value in one row, as the page's draw() colours it."""
+    node = shutil.which("node")
+    if node is None:
+        skip_or_fail("Node.js not found: the explorer's colours need it")
+    script = js_function(EXPLORER_JS.read_text(), "draw") + (
+        "\nconst out = {};"
+        "\nconst canvas = {style: {}, getContext: () => ({"
+        "\n  createImageData: (w, h) => ({data: new Uint8ClampedArray(4 * w * h)}),"
+        "\n  putImageData: (image) => { out.rgba = Array.from(image.data); },"
+        "\n})};"
+        f"\ndraw(canvas, [{json.dumps(values)}], 1);"
+        "\nconsole.log(JSON.stringify(out.rgba));"
+    )
+    run = subprocess.run(
+        [node, "-e", script], capture_output=True, text=True, check=True
+    )
+    return np.array(json.loads(run.stdout), dtype=float).reshape(-1, 4)[:, :3]
+
+
+def test_the_page_draws_signed_maps_in_the_books_colours():
+    values = [-2.0, -1.0, 0.0, 1.0, 2.0]
+    page = drawn_colours(values) / 255
+    book = plt.get_cmap(SIGNED)((np.array(values) + 2) / 4)[:, :3]
+    for value, drawn, reference in zip(values, page, book, strict=True):
+        if value == 0:
+            continue  # white on the page, near-white in matplotlib's map
+        red_minus_blue = drawn[0] - drawn[2]
+        assert np.sign(red_minus_blue) == np.sign(reference[0] - reference[2])
+        assert np.sign(red_minus_blue) == np.sign(value)  # red +, blue -
+    np.testing.assert_array_equal(page[2], [1, 1, 1])  # zero: white
+
+
+def test_the_page_draws_maps_without_negatives_like_the_image():
+    page = drawn_colours([0.0, 0.5, 1.0]) / 255
+    np.testing.assert_array_equal(page[0], [0, 0, 0])  # zero: black
+    np.testing.assert_array_equal(page[2], [1, 1, 1])  # the largest: white
+
+
+@pytest.mark.parametrize(
+    "stride, padding, bias", [(1, 0, 0.0), (2, 1, -0.75), (3, 2, 1.5)]
+)
+def test_the_pages_feature_map_equals_the_snippets(explorer, stride, padding, bias):
+    """The page's featureMap, run by Node (the browser tests run it in the
+    page): the same numbers as feature_map, within float64 rounding."""
+    node = shutil.which("node")
+    if node is None:
+        skip_or_fail("Node.js not found: the explorer's arithmetic needs it")
+    rng = np.random.default_rng(stride + 10 * padding)
+    X, K = rng.random((9, 11)), rng.normal(size=(3, 3))
+    source = EXPLORER_JS.read_text()
+    script = (
+        js_function(source, "outputSize")
+        + "\n"
+        + js_function(source, "featureMap")
+        + f"\nconst Y = featureMap({json.dumps(X.tolist())}, "
+        f"{json.dumps(K.tolist())}, {stride}, {padding}, {bias});"
+        "\nconsole.log(JSON.stringify(Y.map((row) => Array.from(row))));"
+    )
+    run = subprocess.run(
+        [node, "-e", script], capture_output=True, text=True, check=True
+    )
+    expected = explorer.feature_map(X, K, stride, padding, bias).numpy()
+    np.testing.assert_allclose(
+        np.array(json.loads(run.stdout)), expected, rtol=0, atol=1e-12
+    )

@@ -73,7 +73,7 @@ def test_every_preset_gives_the_snippets_feature_map(page, explorer, image):
 
 
 @pytest.mark.parametrize("stride, padding", [(2, 1), (3, 0), (1, 2)])
-def test_typed_weights_with_stride_and_padding_match_python(
+def test_typed_weights_bias_stride_and_padding_match_python(
     page, explorer, stride, padding
 ):
     K = [[0.5, 1, 2], [-1, 0, 1], [-2, -1, -0.25]]
@@ -82,10 +82,11 @@ def test_typed_weights_with_stride_and_padding_match_python(
             label = f"Weight, row {row + 1}, column {col + 1}"
             page.get_by_label(label).fill(str(K[row][col]))
     assert page.get_by_label("Kernel", exact=True).input_value() == "custom"
+    page.get_by_label("Bias", exact=True).fill("-0.5")
     choose(page, "Stride", stride)
     choose(page, "Padding", padding)
     X = np.asarray(Image.open(OUT / "photo.png")) / 255
-    expected = explorer.feature_map(X, K, stride, padding).numpy()
+    expected = explorer.feature_map(X, K, stride, padding, bias=-0.5).numpy()
     np.testing.assert_allclose(output(page), expected, rtol=0, atol=ROUNDING)
     height = explorer.output_size(X.shape[0], 3, stride, padding)
     summary = page.locator(".explorer__size").inner_text()

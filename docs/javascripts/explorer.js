@@ -55,8 +55,8 @@
     return Math.floor((size + 2 * padding - kernelSize) / stride) + 1;
   }
 
-  /** Y[i][j] = sum over u, v of K[u][v] X[i s + u - p][j s + v - p]. */
-  function featureMap(X, K, stride, padding) {
+  /** Y[i][j] = b + sum over u, v of K[u][v] X[i s + u - p][j s + v - p]. */
+  function featureMap(X, K, stride, padding, bias = 0) {
     const k = K.length;
     const height = outputSize(X.length, k, stride, padding);
     const width = outputSize(X[0].length, k, stride, padding);
@@ -64,7 +64,7 @@
     for (let i = 0; i < height; i++) {
       const row = new Float64Array(Math.max(width, 0));
       for (let j = 0; j < width; j++) {
-        let sum = 0;
+        let sum = bias;
         for (let u = 0; u < k; u++) {
           const r = i * stride + u - padding;
           if (r < 0 || r >= X.length) continue; // zero padding
@@ -198,6 +198,14 @@
         grid.append(input);
       }
     }
+    const biasInput = element("input", {
+      id: `${uid}-bias`,
+      type: "number",
+      step: "any",
+      inputmode: "decimal",
+      value: "0",
+    });
+    biasInput.style.width = "5em";
     const inputCanvas = element("canvas", { role: "img" });
     const outputCanvas = element("canvas", { role: "img" });
     const inputCaption = element("figcaption");
@@ -213,6 +221,10 @@
         element("span", { id: `${uid}-weights`, text: "Weights (3 × 3)" }),
         grid,
       ]),
+      element("div", { class: "explorer__field" }, [
+        element("label", { for: `${uid}-bias`, text: "Bias" }),
+        biasInput,
+      ]),
     ]);
     const views = element("div", { class: "explorer__views" }, [
       element("figure", {}, [inputCanvas, inputCaption]),
@@ -225,6 +237,7 @@
       kernel: PRESETS.identity.map((row) => row.slice()),
       stride: 1,
       padding: 0,
+      bias: 0,
     };
     const api = { presets: PRESETS, state, output: null, featureMap, outputSize };
     root.explorer = api;
@@ -242,7 +255,7 @@
       const [height, width] = [X.length, X[0].length];
       const outH = outputSize(height, 3, state.stride, state.padding);
       const outW = outputSize(width, 3, state.stride, state.padding);
-      const Y = featureMap(X, state.kernel, state.stride, state.padding);
+      const Y = featureMap(X, state.kernel, state.stride, state.padding, state.bias);
       const { diverging, high } = draw(outputCanvas, Y, scale);
       outputBar.show(diverging, high);
       outputBar.root.style.width = outputCanvas.style.width;
@@ -278,6 +291,12 @@
     });
     paddingMenu[1].addEventListener("change", (event) => {
       state.padding = Number(event.target.value);
+      update();
+    });
+    biasInput.addEventListener("input", () => {
+      const value = Number(biasInput.value);
+      if (biasInput.value.trim() === "" || !Number.isFinite(value)) return;
+      state.bias = value;
       update();
     });
     weights.forEach((input, n) => {
