@@ -123,7 +123,7 @@ def draw_bank(K, maps=None, row_names=None, col_names=None, size=1.1):
     fig, axes = plt.subplots(
         C_out,
         ncols,
-        figsize=(ncols * size + (maps is not None) * size, C_out * size),
+        figsize=(ncols * size + (maps is not None) * size, C_out * size * 1.3),
         width_ratios=[1] * C_in + [2] * (maps is not None),
         squeeze=False,
     )
@@ -149,7 +149,12 @@ def draw_bank(K, maps=None, row_names=None, col_names=None, size=1.1):
         ax.spines[:].set_visible(False)
     # Both bars take space from every row alike, so the rows stay aligned.
     fig.colorbar(
-        weights, ax=axes, location="bottom", shrink=0.4, label="weight"
+        weights,
+        ax=axes,
+        location="bottom",
+        shrink=0.4,
+        pad=0.03,
+        label="weight",
     )
     if maps is not None:
         fig.colorbar(shown, ax=axes, shrink=0.5, label="response")

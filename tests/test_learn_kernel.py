@@ -1,6 +1,7 @@
 """Chapter 2: recovering Sobel by gradient descent, one learned kernel for the
 task, the shifted digits, and the protocol behind the results table."""
 
+import ast
 import re
 from pathlib import Path
 
@@ -26,6 +27,22 @@ from book import (
 )
 
 SNIPPETS = Path(__file__).resolve().parent.parent / "snippets"
+
+
+def snippet_function(name, function):
+    """One function of a snippet, with the snippet's imports, without running
+    its cells."""
+    tree = ast.parse((SNIPPETS / f"{name}.py").read_text())
+    tree.body = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        or (isinstance(node, ast.FunctionDef) and node.name == function)
+    ]
+    namespace = {}
+    exec(compile(tree, name, "exec"), namespace)
+    return namespace[function]
+
 
 # The recovery figures write each weight with 2 (snapshots) and 4 (final)
 # decimals: an error below half the last shown digit of the snapshots makes the
@@ -421,6 +438,25 @@ def test_the_same_seed_gives_the_same_softmax_start():
     with torch.no_grad():
         fixed.conv.weight.copy_(SOBEL_X)
     assert torch.equal(learned.classifier.weight, fixed.classifier.weight)
+
+
+def test_a_dead_kernel_receives_no_gradient_and_is_found():
+    """The chapter: a kernel negative on every patch passes no gradient back
+    through the ReLU, so it never moves; is_dead finds it."""
+    is_dead = snippet_function("learn_kernel_task", "is_dead")
+    X, y = torch.zeros(8, 1, 8, 8), torch.arange(8)  # a blank background ...
+    X[:, :, 2:6, 3:5] = torch.rand(8, 1, 4, 2)  # ... and some ink, as digits
+    net = LearnedKernelSoftmax(num_kernels=1, image_size=8)
+    with torch.no_grad():
+        net.conv.weight.fill_(-0.5)
+        net.conv.bias.fill_(-0.1)
+    F.cross_entropy(net(X), y).backward()
+    assert torch.count_nonzero(net.conv.weight.grad) == 0
+    assert torch.count_nonzero(net.conv.bias.grad) == 0
+    assert is_dead(net, X)
+    with torch.no_grad():
+        net.conv.bias.fill_(0.1)  # exercise 5's remedy: the background fires
+    assert not is_dead(net, X)
 
 
 def test_the_learned_kernel_receives_gradients_the_fixed_one_does_not():
