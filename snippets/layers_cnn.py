@@ -15,6 +15,7 @@ from torch import nn
 
 from book import (
     PROTOCOL,
+    LearnedKernelSoftmax,
     SmallCNN,
     count_parameters,
     extent,
@@ -71,6 +72,37 @@ record(
     num_train=len(data.X_train),
     num_test=len(data.X_test),
 )
+
+# %% [markdown]
+# ## What a forward pass costs
+#
+# Multiply-adds per image, counted on the layers as they run, for the CNN
+# and for chapter 3's bank of 16 kernels.
+
+
+# %%
+# --8<-- [start:cost]
+def multiply_adds(net, X):
+    """Multiply-adds of net's convolutions and linear layers for one image."""
+    counts = []
+
+    def count(layer, inputs, output):  # each output number: one kernel's sum
+        counts.append(output[0].numel() * layer.weight[0].numel())
+
+    layers = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    hooks = [layer.register_forward_hook(count) for layer in layers]
+    with torch.no_grad():
+        net.eval()(X[:1])
+    for hook in hooks:
+        hook.remove()
+    return sum(counts)
+
+
+cnn_cost = multiply_adds(SmallCNN(image_size=24), data.X_test)
+bank_cost = multiply_adds(LearnedKernelSoftmax(16, image_size=24), data.X_test)
+print(f"CNN {cnn_cost:,}, bank {bank_cost:,} multiply-adds per image")
+# --8<-- [end:cost]
+record(cnn_multiply_adds=cnn_cost, bank_multiply_adds=bank_cost)
 
 # %%
 history = shifted["history"]

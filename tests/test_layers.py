@@ -236,3 +236,13 @@ def test_max_pool_ignores_a_shift_inside_its_window():
     across = Y.roll(2, dims=3)  # to column 2: the next window
     assert torch.equal(F.max_pool2d(inside, 2), F.max_pool2d(Y, 2))
     assert not torch.equal(F.max_pool2d(across, 2), F.max_pool2d(Y, 2))
+
+
+def test_the_multiply_adds_the_chapter_quotes(results):
+    """Exact counts: a convolution's output number costs one kernel's weights,
+    a linear layer's one row of weights."""
+    cnn = results["layers_cnn"]
+    conv = 16 * 9 * 24**2 + 32 * 16 * 9 * 12**2 + 64 * 32 * 9 * 6**2
+    assert cnn["cnn_multiply_adds"] == conv + 64 * 10
+    assert cnn["bank_multiply_adds"] == 16 * 9 * 24**2 + 16 * 24**2 * 10
+    assert round(cnn["cnn_multiply_adds"] / cnn["bank_multiply_adds"]) == 8

