@@ -112,7 +112,6 @@ def test_the_changed_convolutions_saved_far_less_time_than_work(cnn, claim):
         part_rounds(cnn, "standard", "changed"),
         part_rounds(cnn, "separable", "changed"),
     )
-    assert ratio == pytest.approx(cnn["changed_time_ratio"], rel=0.3)
     claim.exceeds(
         "changed convolutions: time saving under half the multiply-add saving",
         effect=math.log(cnn["changed_mult_add_ratio"] / 2 / ratio),
