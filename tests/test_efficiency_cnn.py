@@ -43,7 +43,6 @@ def test_the_separable_network_is_less_accurate(cnn, standard, claim):
     sample std over the seeds) and the test set's sampling error."""
     accuracies = cnn["separable_accuracies"]
     assert len(accuracies) == cnn["num_seeds"]
-    assert cnn["worst_seed_accuracy"] == min(accuracies)
     n, seeds = cnn["num_test"], cnn["num_seeds"]
     standard_se = math.hypot(
         standard["row_cnn_shifted_std"] / math.sqrt(seeds),
