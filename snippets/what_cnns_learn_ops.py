@@ -228,6 +228,7 @@ def mask_background_like(ink, boxes, generator=None):
     return masks
 
 
+# --8<-- [start:move-ink]
 def move_ink(X, ink, background, generator=None):
     """Chapter 8. Each (N, 1, H, W) image with its ink pixels' values, in a
     random order, written onto the background pixels of the masks: a
@@ -244,6 +245,9 @@ def move_ink(X, ink, background, generator=None):
         order = torch.randperm(len(values), generator=generator)
         moved[i, 0][background[i]] = values[order]
     return moved
+
+
+# --8<-- [end:move-ink]
 
 
 def true_class_scores(net, X, y):
