@@ -206,7 +206,7 @@ record(
 # %%
 # Where VGG-16 keeps its parameters, and where it spends its multiply-adds.
 labels = [f"conv{i + 1}" for i in range(13)] + ["fc6", "fc7", "fc8"]
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
 positions = np.arange(len(rows))
 colours = ["tab:blue" if r.kind == "Conv2d" else "tab:orange" for r in rows]
 for ax, key, title in [
@@ -216,7 +216,7 @@ for ax, key, title in [
     scale = 1e6 if key == "parameters" else 1e9
     ax.barh(positions, [getattr(r, key) / scale for r in rows], color=colours)
     ax.set_title(title, fontsize=10)
-axes[0].set_yticks(positions, labels, fontsize=8)
+axes[0].set_yticks(positions, labels)
 axes[0].invert_yaxis()
 fig.legend(
     handles=[

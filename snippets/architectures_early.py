@@ -3,7 +3,8 @@
 #
 # The scaled-down LeNet-5 and AlexNet, each trained from three seeds under
 # the book's protocol on the 24 × 24 shifted digits. The inputs are
-# standardised first, as both papers prepared theirs.
+# standardised first: shifted by the training images' mean, as AlexNet's
+# paper prepared its inputs, and scaled by their standard deviation.
 
 # %%
 from architectures_ops import alexnet_mini, layer_costs, lenet_mini, standardise

@@ -109,5 +109,5 @@ for ax, (name, histories) in zip(axes, runs.items()):
     ax.axhline(np.log(10), color="0.3", ls=":", label="chance (ln 10)")
     ax.set(title=f"VGG, {name}", xlabel="epoch", ylim=(0, 2.6))
 axes[0].set_ylabel("training loss (mean over the epoch)")
-axes[1].legend(loc="lower left", fontsize=9)
+axes[1].legend(loc="lower left")
 save_figure(fig, "vgg_runs")

@@ -736,6 +736,11 @@ def test_plain_gradients_grow_with_depth_residual_ones_do_not(results, claim):
         effect=plain_growth,
         uncertainty=plain_growth_se,
     )
+    claim.exceeds(
+        "plain stack: it grows more than a thousandfold (log10 growth - 3)",
+        effect=plain_growth - 3,
+        uncertainty=plain_growth_se,
+    )
     residual_growth = residual[-1].mean() - residual[0].mean()
     claim.exceeds(
         "plain stack's gradient grows more than the residual one's (log10)",
