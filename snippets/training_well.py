@@ -203,9 +203,19 @@ for name, trials, colour in [
             ax.plot(
                 epochs, curves.mean(axis=0), style, color=colour, label=label
             )
+# The plain runs' validation accuracy in training mode: batch statistics.
+batch_mode = np.array(batch_statistics["plain"]).reshape(len(plain["nets"]), -1)
+acc_ax.plot(
+    epochs,
+    batch_mode.mean(axis=0),
+    ":",
+    color="tab:blue",
+    label="plain, validation in training mode",
+)
 loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", ylim=(0, 2.5))
 acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02))
 loss_ax.legend(fontsize=9)
+acc_ax.legend(handles=acc_ax.lines[-1:], fontsize=9, loc="lower right")
 mean_val = np.array([h["val_loss"] for h in plain["histories"]]).mean(axis=0)
 record(
     plain_val_loss_lowest=mean_val.min(),

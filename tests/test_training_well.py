@@ -658,6 +658,15 @@ def test_without_batch_norm_he_trains_best(init, claim):
     assert init["large_first_loss"] > 1000
 
 
+def test_the_first_loss_sanity_check(init):
+    """The chapter: He and the default start near ln 10, the loss of an even
+    guess among ten classes (first-epoch means, so a little below); He x 4
+    does not."""
+    for key in ("he", "default"):
+        assert math.log(10) - 0.5 < init[f"{key}_first_loss"] < math.log(10) + 0.1
+    assert init["large_first_loss"] > 100 * math.log(10)
+
+
 def test_with_batch_norm_the_scale_no_longer_reaches_the_activations(init):
     assert init["bn_scale_difference"] < 1e-3
     for key in ("default", "he", "small", "large"):
