@@ -460,6 +460,9 @@ def test_removing_the_ink_costs_far_more_than_moving_it(seeds, results, claim):
         effect=(moved - no_ink).mean(),
         uncertainty=se,
     )
+    every_network(
+        claim, "with the ink moved the network is mostly right (acc - 0.5)", moved - 0.5
+    )
     claim.within(
         "without its ink the network is at chance (accuracy - 0.1)",
         effect=no_ink.mean() - 0.1,
