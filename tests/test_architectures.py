@@ -630,6 +630,8 @@ def test_vgg_stalls_without_normalisation_and_learns_with_it(results, claim):
         uncertainty=se,
     )
     assert vgg["vgg_plain_fewest_epochs_at_chance"] == min(plain)
+    # the summary: "sits at chance for its first epochs on every seed"
+    assert min(plain) > max(normalised)
     assert vgg["vgg_most_epochs_at_chance"] == max(normalised)
 
 
@@ -671,6 +673,11 @@ def test_the_three_that_flatten_have_no_clear_winner(results, claim):
     )
     resnet = row_mean(results, "resnet")
     assert all(resnet > row_mean(results, name) for name in FLATTENING)
+    # "with the fewest parameters and more arithmetic than the other three"
+    parameters = {n: rows(results)[n][f"row_{n}_parameters"] for n in LEARNING}
+    assert min(parameters, key=parameters.get) == "resnet"
+    costs = {n: rows(results)[n][f"row_{n}_multiply_adds"] for n in LEARNING}
+    assert max(costs, key=costs.get) == "resnet"
 
 
 def test_multiply_adds_of_the_scaled_down_networks(results):
