@@ -655,8 +655,8 @@ def test_the_three_that_flatten_have_no_clear_winner(results, claim):
     """The chapter: among LeNet-5, AlexNet and VGG (normalised) there is no
     clear winner at this budget: the best mean is within two standard errors
     of the second best. VGG as published is behind every one of them.
-    ResNet's mean is the highest of the four (a description of this build's
-    numbers: the chapter does not claim the gap is clear)."""
+    ResNet is not ranked: its lead was 1.4 standard errors on one set of seeds
+    and 6.2 on another."""
     ranked = sorted(FLATTENING, key=lambda name: row_mean(results, name))
     worst, second, best = ranked
     effect, se = gap(results, best, second)
@@ -671,8 +671,6 @@ def test_the_three_that_flatten_have_no_clear_winner(results, claim):
         effect=effect,
         uncertainty=se,
     )
-    resnet = row_mean(results, "resnet")
-    assert all(resnet > row_mean(results, name) for name in FLATTENING)
     # "with the fewest parameters and more arithmetic than the other three"
     parameters = {n: rows(results)[n][f"row_{n}_parameters"] for n in LEARNING}
     assert min(parameters, key=parameters.get) == "resnet"
