@@ -6,7 +6,7 @@ compare two bank sizes image by image on the same test digits.
 
 import torch
 
-from book import LearnedKernelSoftmax, run_trials
+from book import LearnedKernelSoftmax, draw_learned_bank, run_trials
 
 
 # --8<-- [start:sweep]
@@ -53,3 +53,23 @@ def per_image_results(trials, data):
         results[f"correct_{N}"] = torch.stack(right).float().mean(0).tolist()
         results[f"dead_{N}"] = sum(dead)
     return results
+
+
+def draw_bank_with_scale(K, x, maps, label):
+    """draw_learned_bank, each kernel titled with |sum of weights| / sum of
+    |weights| (0 balanced, 1 of one sign: bank_summary sorts by it), and a
+    colour bar for the kernels under the input image."""
+    fig = draw_learned_bank(K, x, maps, label)
+    sign_share = K.sum(dim=(1, 2, 3)).abs() / K.abs().sum(dim=(1, 2, 3))
+    for kernel_ax, share in zip(fig.axes[1::2], sign_share.tolist()):
+        kernel_ax.set_title(f"{share:.2f}", fontsize=9)
+    limit = K.abs().max().item()  # draw_learned_bank's colour range: ±limit
+    colour_bar = fig.colorbar(
+        fig.axes[1].images[0],
+        cax=fig.add_axes([0.1, 0.2, 0.17, 0.035]),
+        orientation="horizontal",
+        ticks=[-limit, 0, limit],
+        format="{x:.1f}",
+    )
+    colour_bar.set_label("kernel weight (red +, blue −)", fontsize=9)
+    return fig

@@ -9,7 +9,6 @@
 from book import (
     PROTOCOL,
     bank_summary,
-    draw_learned_bank,
     feature_maps,
     load_dataset,
     plot_sweep,
@@ -19,7 +18,7 @@ from book import (
     sweep_results,
     table_row,
 )
-from many_kernels_ops import per_image_results, sweep
+from many_kernels_ops import draw_bank_with_scale, per_image_results, sweep
 
 setup()
 
@@ -28,7 +27,8 @@ setup()
 # ## The sweep
 #
 # `plot_sweep`, `feature_maps` and `draw_learned_bank` are the chapter's
-# functions, saved in `book.py`; `sweep` is in `many_kernels_ops.py`.
+# functions, saved in `book.py`; `sweep` and `draw_bank_with_scale` are in
+# `many_kernels_ops.py`.
 
 
 # %%
@@ -88,19 +88,5 @@ record(**bank_summary(net, data))
 
 
 # %%
-fig = draw_learned_bank(K, data.X_test[0], maps[0], int(data.y_test[0]))
-# Title each kernel with |sum of weights| / sum of |weights|: 0 balanced, 1
-# of one sign (bank_summary sorts the kernels by it).
-sign_share = K.sum(dim=(1, 2, 3)).abs() / K.abs().sum(dim=(1, 2, 3))
-for kernel_ax, share in zip(fig.axes[1::2], sign_share.tolist()):
-    kernel_ax.set_title(f"{share:.2f}", fontsize=9)
-limit = K.abs().max().item()  # draw_learned_bank's colour range: ±limit
-colour_bar = fig.colorbar(
-    fig.axes[1].images[0],
-    cax=fig.add_axes([0.1, 0.2, 0.17, 0.035]),  # under the input image
-    orientation="horizontal",
-    ticks=[-limit, 0, limit],
-    format="{x:.1f}",
-)
-colour_bar.set_label("kernel weight (red +, blue −)", fontsize=9)
+fig = draw_bank_with_scale(K, data.X_test[0], maps[0], int(data.y_test[0]))
 save_figure(fig, "learned_bank_shifted")
