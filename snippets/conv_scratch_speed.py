@@ -253,6 +253,15 @@ record(
         max(r, 1 / r)
         for r in (results[s]["numpy"] / results[s]["torch"] for s in SIZES)
     ),
+    ratio_numpy_to_torch_min=min(
+        results[s]["numpy"] / results[s]["torch"] for s in SIZES
+    ),
+    ratio_numpy_to_torch_max=max(
+        results[s]["numpy"] / results[s]["torch"] for s in SIZES
+    ),
+    largest_size=max(SIZES),
+    ratio_numpy_to_torch_largest=results[max(SIZES)]["numpy"]
+    / results[max(SIZES)]["torch"],
     parts_share=(parts["windows"] + parts["product"]) / parts["conv2d"],
     conv2d_ms=parts["conv2d"] * 1e3,
     load_average=os.getloadavg()[0],
