@@ -363,9 +363,9 @@ print(
 )
 untrained_in_box = share_inside(saliency(initial, X, y), boxes)
 print(f"the same before training: {untrained_in_box.mean():.2f}")
-times_input = gradients * X[:, 0]  # gradient × input: weighs by brightness
+times_input = gradients * X[:, 0]  # |gradient| × input: weighs by brightness
 print(
-    f"gradient × input inside the box "
+    f"|gradient| × input inside the box "
     f"{share_inside(times_input, boxes).mean():.2f}"
 )
 # --8<-- [end:saliency-maps]
@@ -386,8 +386,8 @@ fig, axes = plt.subplots(
 panels = [  # each map divided by its own largest |value|, to compare shapes
     ("input", X[:, 0], "gray_r"),
     ("occlusion:\nfall of the score", occlusion, "RdBu_r"),
-    ("saliency:\n|gradient|", gradients, "Blues"),
-    ("gradient\n× input", times_input, "Blues"),
+    ("saliency:\n|gradient|", gradients, "Greys"),  # non-negative: grey
+    ("|gradient|\n× input", times_input, "Greys"),
 ]
 for c, i in enumerate(examples):
     rows, cols = torch.nonzero(boxes[i], as_tuple=True)

@@ -65,11 +65,16 @@ def test_the_separable_network_still_learns_the_task(cnn, claim):
 
 
 def test_time_fell_far_less_than_the_multiply_adds(cnn, claim):
-    """The prose: a training step got faster by far less than the factor
-    by which the multiply-adds fell."""
+    """The prose: a training step got faster (a small but real saving), by
+    far less than the factor by which the multiply-adds fell."""
     claim.exceeds(
         "training step: time saving under half the multiply-add saving (log)",
         effect=math.log(cnn["mult_add_ratio"] / 2 / cnn["step_ratio"]),
+        uncertainty=cnn["step_ratio_se"],
+    )
+    claim.exceeds(
+        "training step: the separable step is faster, a real saving (log)",
+        effect=math.log(cnn["step_ratio"]),
         uncertainty=cnn["step_ratio_se"],
     )
 
@@ -106,7 +111,8 @@ def test_the_changed_convolutions_are_a_small_share_of_the_time(cnn, claim):
 
 def test_the_changed_convolutions_saved_far_less_time_than_work(cnn, claim):
     """The prose: the changed convolutions, with 7.4 times fewer
-    multiply-adds, took not much less time than the standard ones."""
+    multiply-adds, took less time than the standard ones (by more than two
+    standard errors), but far less than in proportion."""
     ratio, se = speed_ratio(
         part_rounds(cnn, "standard", "changed"),
         part_rounds(cnn, "separable", "changed"),
@@ -114,5 +120,10 @@ def test_the_changed_convolutions_saved_far_less_time_than_work(cnn, claim):
     claim.exceeds(
         "changed convolutions: time saving under half the multiply-add saving",
         effect=math.log(cnn["changed_mult_add_ratio"] / 2 / ratio),
+        uncertainty=se,
+    )
+    claim.exceeds(
+        "changed convolutions: the separable pair took less time (log)",
+        effect=math.log(ratio),
         uncertainty=se,
     )
