@@ -88,7 +88,7 @@ record(
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
-for kind, colour in [("plain", "tab:red"), ("residual", "tab:blue")]:
+for kind, colour in [("plain", "tab:orange"), ("residual", "tab:purple")]:
     values = np.array(norms[kind])
     ax.plot(layers, values.mean(axis=1), marker="o", color=colour, label=kind)
     for seed_values in values.T:  # each initialisation, faint
@@ -226,7 +226,7 @@ record(
 # %%
 fig, (loss_ax, gradient_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
 steps = np.arange(1, num_steps + 1)
-for kind, colour in [("plain", "tab:red"), ("residual", "tab:blue")]:
+for kind, colour in [("plain", "tab:orange"), ("residual", "tab:purple")]:
     losses = np.array([r[0] for r in runs[kind]])
     gradients = np.array([r[1] for r in runs[kind]])
     for run in losses:

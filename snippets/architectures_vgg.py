@@ -46,7 +46,7 @@ def seed_runs(make_net):
 
 
 runs = {
-    "as published": seed_runs(lambda: vgg_mini(batch_norm=False)),
+    "without normalisation": seed_runs(lambda: vgg_mini(batch_norm=False)),
     "with batch normalisation": seed_runs(lambda: vgg_mini(batch_norm=True)),
 }
 for name, histories in runs.items():
@@ -69,7 +69,7 @@ def epochs_at_chance(history):
 
 
 for key, name, batch_norm in [
-    ("vgg_plain", "as published", False),
+    ("vgg_plain", "without normalisation", False),
     ("vgg", "with batch normalisation", True),
 ]:
     final = [history["test_accuracy"][-1] for history in runs[name]]
@@ -104,8 +104,20 @@ record(
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 epochs = np.arange(1, PROTOCOL["num_epochs"] + 1)
 for ax, (name, histories) in zip(axes, runs.items()):
-    for seed, history in zip(PROTOCOL["seeds"], histories):
-        ax.plot(epochs, history["train_loss"], marker=".", label=f"seed {seed}")
+    # Each seed its own marker and dash, so that runs lying on top of each
+    # other (at chance) stay visible.
+    styles = [("o", "-"), ("s", "--"), ("^", "-.")]
+    seeds = PROTOCOL["seeds"]
+    for (marker, dash), seed, history in zip(styles, seeds, histories):
+        ax.plot(
+            epochs,
+            history["train_loss"],
+            marker=marker,
+            ls=dash,
+            markersize=5,
+            markerfacecolor="none",
+            label=f"seed {seed}",
+        )
     ax.axhline(np.log(10), color="0.3", ls=":", label="chance (ln 10)")
     ax.set(title=f"VGG, {name}", xlabel="epoch", ylim=(0, 2.6))
 axes[0].set_ylabel("training loss (mean over the epoch)")

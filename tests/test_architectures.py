@@ -654,7 +654,7 @@ def test_chapter_4_s_cnn_beats_every_scaled_down_network(results, claim):
 def test_the_three_that_flatten_have_no_clear_winner(results, claim):
     """The chapter: among LeNet-5, AlexNet and VGG (normalised) there is no
     clear winner at this budget: the best mean is within two standard errors
-    of the second best. VGG as published is behind every one of them.
+    of the second best. VGG without normalisation is behind every one of them.
     ResNet is not ranked: its lead was 1.4 standard errors on one set of seeds
     and 6.2 on another."""
     ranked = sorted(FLATTENING, key=lambda name: row_mean(results, name))
@@ -667,7 +667,7 @@ def test_the_three_that_flatten_have_no_clear_winner(results, claim):
     )
     effect, se = gap(results, worst, "vgg_plain")
     claim.exceeds(
-        "VGG as published is behind the worst of the three",
+        "VGG without normalisation is behind the worst of the three",
         effect=effect,
         uncertainty=se,
     )
