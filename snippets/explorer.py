@@ -32,7 +32,7 @@ PRESETS = {
     "sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
     "Sobel x": SOBEL_X.tolist(),  # left-to-right change: vertical edges
     "Sobel y": SOBEL_Y.tolist(),  # top-to-bottom change: horizontal edges
-    "Laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],  # the image's curvature
+    "Laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],  # sum of 2nd differences
 }
 # --8<-- [end:presets]
 

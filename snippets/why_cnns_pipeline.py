@@ -206,8 +206,8 @@ x = first_fold.X_test[index : index + 1]
 with torch.no_grad():
     probabilities = torch.softmax(sobel_net(x), dim=1)[0]
 
-fig = plt.figure(figsize=(10.5, 3.4))
-grid = fig.add_gridspec(2, 5, width_ratios=[1, 0.6, 1, 1, 1.3], wspace=0.5)
+fig = plt.figure(figsize=(12, 3.4))
+grid = fig.add_gridspec(2, 5, width_ratios=[1, 0.6, 1, 2, 1.3], wspace=0.5)
 image_ax = fig.add_subplot(grid[:, 0])
 image_ax.imshow(x[0, 0], cmap="gray_r")
 image_ax.set_title("input (8 × 8)")
@@ -224,9 +224,15 @@ edges_ax = fig.add_subplot(grid[:, 2])
 show_unsigned(edges_ax, edge_magnitude(x)[0, 0], colorbar=False)
 edges_ax.set_title("edge map (8 × 8)")
 weights_ax = fig.add_subplot(grid[:, 3])
-show_signed(weights_ax, W.reshape(10, 64), limit, colorbar=False, aspect="auto")
-weights_ax.set_title("softmax weights\n(10 × 64, learned)")
-weights_ax.set_ylabel("class")
+show_signed(  # nearest: each of the 640 weights stays one flat cell
+    weights_ax,
+    W.reshape(10, 64),
+    limit,
+    colorbar=False,
+    aspect="auto",
+    interpolation="nearest",
+)
+weights_ax.set_title("softmax weights, learned\n(a row per class, 10 × 64)")
 weights_ax.set_yticks(range(10))
 bars_ax = fig.add_subplot(grid[:, 4])
 bars_ax.barh(range(10), probabilities, color="0.4")
@@ -245,6 +251,18 @@ for ax in fig.axes[:5]:  # every panel but the bar chart
     ax.set_xticks([])
     if ax is not weights_ax:
         ax.set_yticks([])
+renderer = fig.canvas.get_renderer()
+to_figure = fig.transFigure.inverted()
+
+
+def left_edge(ax):
+    """The figure x where ax's drawing starts, tick labels and y label
+    included, so that an arrow stops short of them."""
+    box = ax.yaxis.get_tightbbox(renderer)
+    x0 = ax.get_position().x0
+    return x0 if box is None else min(x0, box.transformed(to_figure).x0)
+
+
 for left, right in [
     (image_ax, edges_ax),
     (edges_ax, weights_ax),
@@ -253,7 +271,7 @@ for left, right in [
     fig.add_artist(
         FancyArrowPatch(
             (left.get_position().x1 + 0.005, 0.5),
-            (right.get_position().x0 - 0.005, 0.5),
+            (left_edge(right) - 0.005, 0.5),
             transform=fig.transFigure,
             arrowstyle="-|>",
             mutation_scale=14,

@@ -124,9 +124,9 @@ def test_training_changes_only_the_softmax(digits):
 
 
 def test_no_gradient_reaches_the_kernels_even_if_they_could_learn(digits):
-    """The page: "the torch.no_grad() block is the whole point: no gradient
-    reaches the kernels, so they never change". A kernel that could learn
-    (a convolution layer) stays as it was when it sits in that block."""
+    """The page: the Sobel kernels are constants, and the torch.no_grad() block
+    "would keep even a feature that could learn (say, a convolution layer
+    passed in its place) fixed: no gradient reaches it"."""
     torch.manual_seed(0)
     kernel = torch.nn.Conv2d(1, 1, 3, padding=1)
     net = FixedFilterSoftmax(kernel, 64)
