@@ -207,14 +207,16 @@ with torch.no_grad():
                 image.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
             )
             ax.set_title(f"{name}:\nmap of {title}", fontsize=9)
-        fig.colorbar(shown, ax=axes[row, 1:3], shrink=0.8, label="value")
+        fig.colorbar(
+            shown, ax=axes[row, 1:3], shrink=0.8, label="value, channel 0"
+        )
         axes[row, 0].imshow(shift(x, dy, dx)[0, 0].numpy(), cmap="gray_r")
         axes[row, 0].set_title(f"input shifted by {dy, dx}", fontsize=9)
         nonzero = np.ma.masked_equal(gap.numpy(), 0)  # zero: left white
         gap_shown = axes[row, 3].imshow(nonzero, cmap="Reds", vmin=0)
         fig.colorbar(gap_shown, ax=axes[row, 3], shrink=0.8, label="gap")
         axes[row, 3].set_title(
-            "gap (white: zero);\ndashed: predicted band", fontsize=9
+            "gap (white: zero); band:\noutside the dashed square", fontsize=9
         )
         margin = reach + max(abs(dy), abs(dx))
         side = gap.shape[-1] - 2 * margin

@@ -644,6 +644,13 @@ def test_the_gradients_follow(init):
     assert init["large_grad_first"] > 1000 * init["he_grad_first"]
     # PyTorch's default: the first layer's gradient far below the last's.
     assert init["default_grad_first"] < init["default_grad_last"] / 10
+    # The prose: He ÷ 4 and He × 4 are each about two to three times further
+    # from He than the 4**8 of eight convolutions and the classifier.
+    for ratio in (
+        init["large_grad_first"] / init["he_grad_first"],
+        init["he_grad_first"] / init["small_grad_first"],
+    ):
+        assert 1.5 * 4**8 < ratio < 4 * 4**8
 
 
 def test_without_batch_norm_he_trains_best(init, claim):

@@ -539,6 +539,28 @@ def test_trained_features_change_less_on_the_grid(part2, claim):
     )
 
 
+def test_the_flat_head_twin_does_better_off_the_grid(controls, claim):
+    """The prose: unlike the CNN, the flat-head twin scores higher off the
+    4-pixel grid than on it."""
+    grid, off = by_seed(controls, "flat_grid"), by_seed(controls, "flat_off_grid")
+    claim.exceeds(
+        "the flat-head twin scores higher off the grid than on it",
+        np.mean(off) - np.mean(grid),
+        difference_se(off, grid, NUM_TEST),
+    )
+
+
+def test_trained_features_change_more_on_the_grid_than_from_noise(part2, claim):
+    grid = np.array(part2["trained_change_grid_by_seed"])
+    noise = np.array(part2["trained_change_noise_by_seed"])
+    more = grid - noise  # paired: the same net, the same test digits
+    claim.exceeds(
+        "the trained CNN's features change more on the grid than from new noise",
+        more.mean(),
+        sample_sd(more) / np.sqrt(more.size),
+    )
+
+
 def test_training_data_from_every_position_teaches(part2, controls, claim):
     """The same CNN, digits and test placements; only where the training
     digits sit changes."""
