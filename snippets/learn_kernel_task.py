@@ -203,20 +203,34 @@ record(
 )
 
 # %%
+# Left: the whole axis from 0; right: zoomed on the runs above chance.
 names = list(trials)
-fig, ax = plt.subplots(figsize=(7, 3.4))
+every = np.concatenate([trials[name]["accuracies"] for name in names])
+trained = every[every > 0.5]  # a dead run (at chance) shows on the left only
+zoom_range = (trained.min() - 0.01, trained.max() + 0.01)
+fig, (ax, zoom) = plt.subplots(
+    1, 2, figsize=(8.4, 3.4), sharey=True, gridspec_kw={"wspace": 0.08}
+)
+for panel in (ax, zoom):
+    for row, name in enumerate(names):
+        accuracies = trials[name]["accuracies"]
+        panel.plot(
+            accuracies, [row] * len(accuracies), "o", color="0.3", alpha=0.5
+        )
+        mean = np.mean(accuracies)
+        panel.plot([mean, mean], [row - 0.3, row + 0.3], color="black", lw=2)
 for row, name in enumerate(names):
-    accuracies = trials[name]["accuracies"]
-    ax.plot(accuracies, [row] * len(accuracies), "o", alpha=0.5)
-    mean = np.mean(accuracies)
-    ax.plot([mean, mean], [row - 0.3, row + 0.3], color="black", lw=2)
-    ax.text(1.005, row, f"mean {mean:.1%}", va="center", fontsize=9)
+    mean = np.mean(trials[name]["accuracies"])
+    zoom.text(
+        zoom_range[1] + 0.002, row, f"mean {mean:.1%}", va="center", fontsize=9
+    )
 ax.set_yticks(range(len(names)), names)
 ax.invert_yaxis()
-ax.set(
-    xlim=(0, 1),
-    xlabel=f"test accuracy (dots: the {len(COMPARE['seeds'])}"
-    " seeds; bar: their mean)",
+ax.set(xlim=(0, 1), title="axis from 0")
+zoom.set(xlim=zoom_range, title="zoomed (axis does not start at 0)")
+fig.supxlabel(
+    f"test accuracy (dots: the {len(COMPARE['seeds'])} seeds; bar: their mean)",
+    fontsize=10,
 )
 save_figure(fig, "compare")
 
