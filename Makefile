@@ -52,7 +52,7 @@ test: lint site node-checks
 ## those results, then the claim ledger of both builds (tools/ledger.py).
 replicate: $(INSTALLED)
 	$(BIN)/python -m tools.runner --replicate
-	$(BIN)/python -m pytest -m claim --results build/replicate/snippets \
+	$(BIN)/python -m pytest tests -m claim --results build/replicate/snippets \
 	  --numprocesses 2 --dist loadfile
 	$(BIN)/python -m tools.ledger
 
