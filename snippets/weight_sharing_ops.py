@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from book import PROTOCOL, Split, accuracy, run_trials
+from book import PROTOCOL, Split, accuracy, train
 
 
 # --8<-- [start:shift]
@@ -303,10 +303,12 @@ def placements(digits, seed=0):
 def position_trials(make_net, data, tests, protocol=PROTOCOL):
     """Chapter 6. Train make_net() on data once per seed of the protocol;
     test each net at every position of tests."""
-    runs = []
+    settings = {k: v for k, v in protocol.items() if k != "seeds"}
+    runs, y = [], data.y_test
     for seed in protocol["seeds"]:
-        trial = run_trials(make_net, data, {**protocol, "seeds": (seed,)})
-        net, y = trial["net"], data.y_test
+        torch.manual_seed(seed)  # the initial weights, as run_trials does
+        net = make_net()
+        history = train(net, data, seed=seed, **settings)
         runs.append(
             {
                 "net": net,
@@ -315,7 +317,7 @@ def position_trials(make_net, data, tests, protocol=PROTOCOL):
                 ],
                 "down": [accuracy(net, X, y) for X in tests["down"].values()],
                 "anywhere": accuracy(net, tests["anywhere"], y),
-                "history": trial["history"]["test_accuracy"],
+                "history": history["test_accuracy"],
             }
         )
     return runs

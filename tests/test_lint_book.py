@@ -177,7 +177,8 @@ def test_a_figure_with_too_little_alt_text(book):
     line = plant(
         book,
         CHAPTER,
-        "![One example of each digit from 0 to 9, as blocky 8 by 8 greyscale images]",
+        "![One example of each digit from 0 to 9, as blocky 8 by 8 greyscale images"
+        ", dark ink on white, in two rows]",
         "![Ten digits]",
     )
     assert_named(problems(book, "figures"), CHAPTER, line, r"2 words of alt text")
@@ -187,7 +188,8 @@ def test_a_figure_without_alt_text(book):
     line = plant(
         book,
         CHAPTER,
-        "![One example of each digit from 0 to 9, as blocky 8 by 8 greyscale images]",
+        "![One example of each digit from 0 to 9, as blocky 8 by 8 greyscale images"
+        ", dark ink on white, in two rows]",
         "![]",
     )
     assert_named(problems(book, "figures"), CHAPTER, line, r"0 words of alt text")
@@ -414,7 +416,7 @@ def test_a_chapter_missing_part_of_the_skeleton(book, old, new, where, message):
 
 def test_no_intro_between_title_and_abstract(book):
     text = (book / CHAPTER).read_text()
-    start = text.index("Since the ImageNet")
+    start = text.index("Since a convolutional network")
     end = text.index('!!! abstract "What you will learn"')
     (book / CHAPTER).write_text(text[:start] + text[end:])
     assert_named(problems(book, "skeleton"), CHAPTER, H1_LINE, r"no intro paragraph")

@@ -99,7 +99,8 @@ def test_notebook_figures_are_the_snippets_svgs_with_the_chapters_alt_text(
     assert "data:image/png" not in html
     assert (
         '<img loading="lazy" decoding="async" alt="One example of each digit from '
-        '0 to 9, as blocky 8 by 8 greyscale images" class="" src="../digits.svg"'
+        '0 to 9, as blocky 8 by 8 greyscale images, dark ink on white, in two rows" '
+        'class="" src="../digits.svg"'
     ) in html
 
 
