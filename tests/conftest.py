@@ -53,10 +53,11 @@ class Results(Mapping):
             runner.REPLICATE_DIR: {"seed_offset": runner.REPLICATE_SEED_OFFSET},
         }.get(folder)
         self.loaded = {}
+        self.names = runner.snippet_names()
 
     def __getitem__(self, name):
         if name not in self.loaded:
-            if self.settings is not None and name in runner.snippet_names():
+            if self.settings is not None and name in self.names:
                 runner.run(
                     [name],
                     build_dir=self.folder,
@@ -70,10 +71,10 @@ class Results(Mapping):
         return self.loaded[name]
 
     def __iter__(self):
-        return iter(runner.snippet_names())
+        return iter(self.names)
 
     def __len__(self):
-        return len(runner.snippet_names())
+        return len(self.names)
 
 
 @pytest.fixture(scope="session")
@@ -216,9 +217,10 @@ def write_ledger(terminalreporter, config):
 
 
 def pytest_terminal_summary(terminalreporter, config):
+    """Print the claim ledger's summary and the weights of the pages
+    test_browser.py visited in this run (in this process or in pytest-xdist's
+    workers), and keep them as one table."""
     write_ledger(terminalreporter, config)
-    """Print the weights of the pages test_browser.py visited in this run (in
-    this process or in pytest-xdist's workers), and keep them as one table."""
     weights = sorted(
         (
             json.loads(file.read_text())

@@ -236,12 +236,14 @@ def is_fresh(
     build_dir: Path = BUILD_DIR,
     seed_offset: int = 0,
 ):
-    run_file = build_dir / name / "run.json"
-    if not run_file.exists():
-        return False
-    recorded = json.loads(run_file.read_text())
     path = snippets_dir / f"{name}.py"
-    return recorded["key"] == cache_key(path, snippets_dir, seed_offset)
+    return recorded_key(build_dir / name) == cache_key(path, snippets_dir, seed_offset)
+
+
+def recorded_key(out_dir: Path) -> str | None:
+    """The cache key of the run whose outputs are in out_dir, if any."""
+    run_file = out_dir / "run.json"
+    return json.loads(run_file.read_text())["key"] if run_file.exists() else None
 
 
 def cache_dir(build_dir: Path) -> Path:
@@ -304,7 +306,7 @@ def run(
         path = snippets_dir / f"{name}.py"
         out_dir = build_dir / name
         key = cache_key(path, snippets_dir, seed_offset)
-        fresh = is_fresh(name, snippets_dir, build_dir, seed_offset)
+        fresh = recorded_key(out_dir) == key
         if not force and (fresh or restore(key, out_dir, build_dir)):
             seconds = json.loads((out_dir / "run.json").read_text())["seconds"]
             log(f"  cached  {name:<32} (ran in {seconds:.1f} s)")
