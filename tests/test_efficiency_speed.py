@@ -156,12 +156,13 @@ def test_the_words_for_the_standard_layer_against_the_matrix_product(speed, clai
 
 
 def test_the_depthwise_layer_is_not_held_back_by_memory(speed, claim):
-    """The prose: a copy of the same map moves its bytes many times faster
-    than the depthwise layer does."""
+    """The prose: a copy of the same map moves its bytes far faster than the
+    depthwise layer does (over twice: the ratio was 4.1 on a quiet clean
+    clone, so a fourfold bound sat inside the noise)."""
     found = times(speed, speed["largest"])
     ratio, se = speed_ratio(found["depthwise"], found["copy"])
     claim.exceeds(
-        "depthwise at 256 takes over 4x as long as copying its map (log)",
-        effect=np.log(ratio / 4),
+        "depthwise at 256 takes over twice as long as copying its map (log)",
+        effect=np.log(ratio / 2),
         uncertainty=se,
     )
