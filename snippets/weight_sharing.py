@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import PercentFormatter
 from torch import nn
 
 from book import (
@@ -68,11 +69,22 @@ record(
 )
 
 # %%
-# Colour each entry by the kernel weight it copies; white: a zero.
+# Colour each entry by the kernel weight it copies; white: a zero. The
+# colours name weights, not signs, so none is red or blue (chapter 1).
 which = torch.full(W.shape, -1)
 for index, value in enumerate(K.flatten()):
     which[W == value] = index
-colours = plt.get_cmap("tab10").colors[:9]
+colours = [
+    "#ff7f0e",  # orange
+    "#2ca02c",  # green
+    "#9467bd",  # purple
+    "#8c564b",  # brown
+    "#e377c2",  # pink
+    "#7f7f7f",  # grey
+    "#bcbd22",  # olive
+    "#000000",  # black
+    "#f2c80f",  # yellow
+]
 cmap = ListedColormap(["white", *colours])
 fig, (k_ax, w_ax) = plt.subplots(
     1, 2, figsize=(9, 4.6), width_ratios=[1.5, 3], gridspec_kw={"wspace": 0.15}
@@ -80,7 +92,17 @@ fig, (k_ax, w_ax) = plt.subplots(
 k_ax.imshow(np.arange(9).reshape(3, 3) + 1, cmap=cmap, vmin=-0.5, vmax=9.5)
 for (r, c), value in np.ndenumerate(K.numpy()):
     value = round(float(value), 2) + 0.0  # + 0.0: no "-0.00"
-    k_ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=9)
+    letter = "abcdefghi"[3 * r + c]
+    dark = 3 * r + c in (2, 3, 7)  # purple, brown, black: white text
+    k_ax.text(
+        c,
+        r,
+        f"{letter}\n{value:.2f}",
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="white" if dark else "black",
+    )
 k_ax.set_title("the kernel K (3 × 3)", fontsize=10)
 w_ax.imshow(which.numpy() + 1, cmap=cmap, vmin=-0.5, vmax=9.5)
 w_ax.set_title("the same layer as a 36 × 36 weight matrix", fontsize=10)
@@ -130,6 +152,39 @@ record(
 # %% [markdown]
 # ## Shift the input, and the feature maps shift with it
 
+
+# %%
+# --8<-- [start:band-prediction]
+def predicted_band(layers, n, d):
+    """How many units at the (low, high) end of the last map of `layers`
+    can differ from the shifted map, for a shift of an n-unit row by d
+    (d > 0: towards the high end). layers: "conv" (3 × 3, zero padding 1)
+    or "pool" (2 × 2, stride 2; d must then be even)."""
+    if d < 0:
+        return predicted_band(layers, n, -d)[::-1]
+    differs = np.zeros(n, dtype=bool)  # the input: shift(X) is shift(X)
+    for layer in layers:
+        if layer == "conv":  # a unit differs if its window holds a difference
+            # the far padding stays while the content moves up to it
+            padded = np.concatenate([[False], differs, [d > 0]])
+            differs = padded[:-2] | padded[1:-1] | padded[2:]
+        else:  # "pool": a unit differs if either of its inputs does
+            differs = differs[0::2] | differs[1::2]
+            d //= 2  # the shift, in units of the pooled map
+        differs[:d] = True  # shift(f(X)) brings in zeros, f(shift(X)) its bias
+    same = np.flatnonzero(~differs)
+    return int(same[0]), int(len(differs) - 1 - same[-1])
+
+
+def predicted_margin(layers, n, dy, dx):
+    """The band's widest side: the margin exact_margin should measure."""
+    return max(*predicted_band(layers, n, dy), *predicted_band(layers, n, dx))
+
+
+print(predicted_band(["conv"], 24, 5))  # (5, 1): the shift, then r = 1
+print(predicted_band(["conv"] * 3, 24, 5))  # (7, 3): 5 + r - 1, then r = 3
+# --8<-- [end:band-prediction]
+
 # %%
 # --8<-- [start:equivariance]
 digits = load_dataset("digits")
@@ -144,61 +199,50 @@ three_layers = nn.Sequential(  # conv and ReLU, three times over
     nn.Conv2d(16, 16, kernel_size=3, padding=1),
     nn.ReLU(),
 )
-dy, dx = 2, 5  # two rows down, five columns right
-for f, reach in [(one_layer, 1), (three_layers, 3)]:
-    gap = equivariance_gap(f, X, dy, dx)
-    margin = reach + max(abs(dy), abs(dx))  # the border band
-    print(
-        f"largest gap {gap.max():.3f}; "
-        f"inside a border of {margin}: {inside(gap, margin).max()}"
-    )
-# --8<-- [end:equivariance]
-
-
-# %%
-def equivariance_table(stacks, X, shifts):
-    """For each (f, reach) and shift: the largest gap away from the
-    predicted border band and anywhere, and the band measured and
-    predicted."""
-    rows = []
-    for f, reach in stacks:
-        for dy, dx in shifts:
-            gap = equivariance_gap(f, X, dy, dx)
-            predicted = reach + max(abs(dy), abs(dx))
-            rows.append(
-                {
-                    "inside": inside(gap, predicted).max(),
-                    "anywhere": gap.max(),
-                    "measured": exact_margin(f, X, dy, dx),
-                    "predicted": predicted,
-                }
-            )
-    return rows
-
-
+STACKS = {"one": (one_layer, ["conv"]), "three": (three_layers, ["conv"] * 3)}
 SHIFTS = [(0, 1), (2, 5), (-3, 4), (6, -2), (-1, -7)]  # (down, right)
-table = equivariance_table([(one_layer, 1), (three_layers, 3)], X, SHIFTS)
+table = []
+for name, (f, layers) in STACKS.items():
+    for dy, dx in SHIFTS:
+        gap = equivariance_gap(f, X, dy, dx)  # (100 digits, 16 channels, ...)
+        band = predicted_margin(layers, 24, dy, dx)
+        row = {
+            "stack": name,
+            "shift": (dy, dx),
+            "anywhere": gap.max().item(),  # over digits, channels, pixels
+            "outside_band": inside(gap, band).max().item(),
+            "measured": exact_margin(f, X, dy, dx),
+            "predicted": band,
+        }
+        table.append(row)
+        print(row)
+# --8<-- [end:equivariance]
 record(
-    equivariance_inside_max=max(row["inside"] for row in table),
+    **{
+        f"eq_{row['stack']}_{key}_{i % len(SHIFTS)}": row[key]
+        for i, row in enumerate(table)
+        for key in ("anywhere", "measured", "predicted")
+    },
+    **{f"eq_shift_{i}": f"({dy}, {dx})" for i, (dy, dx) in enumerate(SHIFTS)},
+    equivariance_inside_max=max(row["outside_band"] for row in table),
     equivariance_anywhere_min=min(row["anywhere"] for row in table),
-    band_within_prediction=all(
-        row["measured"] <= row["predicted"] for row in table
-    ),
+    band_as_predicted=all(row["measured"] == row["predicted"] for row in table),
     band_measured_max=max(row["measured"] for row in table),
     num_shift_cases=len(table),
     num_shifts=len(SHIFTS),
     equivariance_images=len(X),
+    equivariance_channels=one_layer.out_channels,
 )
 
 # %%
 dy, dx = 2, 5
 x = X[:1]
 fig, axes = plt.subplots(2, 4, figsize=(10, 5.4))
-stacks = [(one_layer, 1, "one convolution"), (three_layers, 3, "three layers")]
 with torch.no_grad():
-    for row, (f, reach, name) in enumerate(stacks):
+    for row, (name, (f, layers)) in enumerate(STACKS.items()):
+        name = {"one": "one convolution", "three": "three layers"}[name]
         maps = [f(x)[0, 0], f(shift(x, dy, dx))[0, 0]]
-        gap = equivariance_gap(f, x, dy, dx)[0, 0]
+        gap = equivariance_gap(f, x, dy, dx)[0].amax(dim=0)  # all channels
         limit = max(m.abs().max().item() for m in maps)
         for ax, image, title in zip(
             axes[row, 1:3], maps, ["the input", "the shifted input"]
@@ -212,23 +256,26 @@ with torch.no_grad():
         )
         axes[row, 0].imshow(shift(x, dy, dx)[0, 0].numpy(), cmap="gray_r")
         axes[row, 0].set_title(f"input shifted by {dy, dx}", fontsize=9)
-        nonzero = np.ma.masked_equal(gap.numpy(), 0)  # zero: left white
-        gap_shown = axes[row, 3].imshow(nonzero, cmap="Reds", vmin=0)
-        fig.colorbar(gap_shown, ax=axes[row, 3], shrink=0.8, label="gap")
-        axes[row, 3].set_title(
-            "gap (white: zero); band:\noutside the dashed square", fontsize=9
+        # never negative: white (zero) to black (largest), chapter 1
+        gap_shown = axes[row, 3].imshow(gap.numpy(), cmap="Greys", vmin=0)
+        fig.colorbar(
+            gap_shown, ax=axes[row, 3], shrink=0.8, label="largest gap"
         )
-        margin = reach + max(abs(dy), abs(dx))
-        side = gap.shape[-1] - 2 * margin
+        axes[row, 3].set_title(
+            "gap (16 channels);\ndashed: predicted band",
+            fontsize=9,
+        )
+        top, bottom = predicted_band(layers, 24, dy)
+        left, right = predicted_band(layers, 24, dx)
         axes[row, 3].add_patch(
             Rectangle(
-                (margin - 0.5, margin - 0.5),
-                side,
-                side,
+                (left - 0.5, top - 0.5),
+                24 - left - right,
+                24 - top - bottom,
                 fill=False,
-                edgecolor="black",
+                edgecolor="tab:orange",
                 linestyle="--",
-                linewidth=1.2,
+                linewidth=1.5,
             )
         )
 for ax in axes.flat:
@@ -276,33 +323,57 @@ def maps_after(net, depth):
     return lambda X: net.feature_maps(X)[depth - 1]
 
 
+# The layers up to each block that can move the band: batch norm (eval)
+# and ReLU act on each unit alone.
+LAYERS = ["conv", "pool", "conv", "pool", "conv"]
+UP_TO = {1: LAYERS[:1], 2: LAYERS[:3], 3: LAYERS}
+
 # Deep units see far: on a 48 × 48 canvas some of them see no border.
 X_big = place_at(digits.X_test[:100], row=20, col=20, canvas=48)
 torch.manual_seed(0)
 net = SmallCNN(image_size=48).eval()  # untrained; eval: fixed batch norm
-for depth, stride, (dy, dx) in [(1, 1, (1, 3)), (2, 2, (2, 4)), (3, 4, (4, 8))]:
+CASES = [(1, 1, (1, 3)), (2, 2, (2, 4)), (3, 4, (4, 8))]  # on each grid
+pooled = {}
+for depth, stride, (dy, dx) in CASES:
     f = maps_after(net, depth)
     size = f(X_big[:1]).shape[-1]
     margin = exact_margin(f, X_big, dy, dx, stride)
+    band = predicted_margin(UP_TO[depth], 48, dy, dx)
     print(
         f"block {depth}, {size} × {size} maps, shift {dy, dx}: "
-        f"exact beyond a border of {margin}"
+        f"exact beyond a border of {margin} (predicted {band})"
     )
+    pooled[depth] = size, margin, band
 try:
     equivariance_error(maps_after(net, 2), X_big, 0, 1, stride=2)
 except ValueError as error:
     print(error)
+
+# On the book's 24 × 24 canvas, block 3's maps are 6 × 6.
+print(predicted_band(LAYERS, 24, 4))  # (3, 2): of 6 units, only unit 3 left
+small_net = SmallCNN(image_size=24).eval()
+gap = equivariance_gap(maps_after(small_net, 3), X, 4, 4, stride=4)
+print((gap.amax(dim=(0, 1)) == 0).int())  # exact units: only (3, 3)
+try:  # the same border on every side leaves nothing
+    exact_margin(maps_after(small_net, 3), X, 4, 4, stride=4)
+except ValueError as error:
+    print(error)
 # --8<-- [end:pooled]
-pooled = {}
-for depth, stride, (dy, dx) in [(1, 1, (1, 3)), (2, 2, (2, 4)), (3, 4, (4, 8))]:
-    f = maps_after(net, depth)
-    margin = exact_margin(f, X_big, dy, dx, stride)
-    pooled[f"pooled_margin_{depth}"] = margin
-    pooled[f"pooled_size_{depth}"] = f(X_big[:1]).shape[-1]
-    pooled[f"pooled_anywhere_{depth}"] = equivariance_error(
-        f, X_big, dy, dx, stride
-    )
-record(**pooled)
+record(
+    **{
+        f"pooled_{key}_{depth}": value
+        for depth, values in pooled.items()
+        for key, value in zip(("size", "margin", "predicted"), values)
+    },
+    **{
+        f"pooled_anywhere_{depth}": equivariance_error(
+            maps_after(net, depth), X_big, dy, dx, stride
+        )
+        for depth, stride, (dy, dx) in CASES
+    },
+    small_canvas_predicted_band=list(predicted_band(LAYERS, 24, 4)),
+    small_canvas_exact_units=int((gap.amax(dim=(0, 1)) == 0).sum()),
+)
 
 
 # %%
@@ -397,17 +468,26 @@ record(
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
-markers = ["o", "s", "D", "^"]
-for (name, rows), marker in zip(curves.items(), markers):
+# categories, not signs: no red or blue (chapter 1)
+styles = [
+    ("tab:orange", "o", "-"),
+    ("tab:green", "s", "--"),
+    ("tab:purple", "D", "-"),
+    ("0.3", "^", ":"),
+]
+for (name, rows), (colour, marker, line) in zip(curves.items(), styles):
     ax.errorbar(
         list(DX),
         rows.mean(axis=0),
         yerr=rows.std(axis=0, ddof=1),
+        color=colour,
         marker=marker,
+        linestyle=line,
         capsize=3,
         label=name,
     )
 ax.set_xticks(list(DX))
+ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 ax.set(
     xlabel="shift of the input (pixels to the right)",
     ylabel="relative change of\nthe global-max features",
@@ -425,8 +505,8 @@ X_small = place_at(digits.X_test[:50], row=8, col=8, canvas=24, noise=0)
 small = invariance_curves(SEEDS, X_small, [-4, 4])
 print(np.round(small["after block 3 (two max pools: the CNN)"], 3))
 # --8<-- [end:small-canvas]
-try:  # on 24 × 24 every unit of block 3 sees the border
-    exact_margin(maps_after(SmallCNN(24).eval(), 3), X, 4, 4, stride=4)
+try:  # the check of the pooled section: no exact square on 24 × 24
+    exact_margin(maps_after(small_net, 3), X, 4, 4, stride=4)
     small_canvas_exact = True
 except ValueError:
     small_canvas_exact = False

@@ -21,6 +21,7 @@ from book import (
     setup,
 )
 from weight_sharing_ops import (
+    accuracy_at,
     place_anywhere,
     placements,
     position_summary,
@@ -54,6 +55,32 @@ record(
     **position_summary(flat_runs, "flat"),
     flat_parameters=count_parameters(FlatHeadCNN()),
     num_seeds=len(flat_runs),
+)
+
+# %%
+# --8<-- [start:flat-distance]
+DISTANCES = {  # moves across and down, grouped by how far
+    "1_to_3": [-3, -2, -1, 1, 2, 3],
+    "4": [-4, 4],
+    "5_to_7": [-7, -6, -5, 5, 6, 7],
+    "8": [-8, 8],
+}
+flat_by_distance = {
+    name: accuracy_at(flat_runs, moves)  # one value per seed
+    for name, moves in DISTANCES.items()
+}
+for name, by_seed in flat_by_distance.items():
+    print(f"moved {name.replace('_', ' ')} pixels: {by_seed.mean():.3f}")
+# --8<-- [end:flat-distance]
+record(
+    **{
+        f"flat_moved_{name}_by_seed": by_seed.tolist()
+        for name, by_seed in flat_by_distance.items()
+    },
+    **{
+        f"flat_moved_{name}_mean": by_seed.mean()
+        for name, by_seed in flat_by_distance.items()
+    },
 )
 
 # %%

@@ -68,6 +68,7 @@ def equivariance_error(f, X, dy, dx, stride=1, margin=0):
 # --8<-- [end:equivariance-error]
 
 
+# --8<-- [start:band]
 def inside(maps, margin):
     """Chapter 6. Maps (..., H, W) without margin pixels on each side."""
     H, W = maps.shape[-2:]
@@ -89,12 +90,19 @@ def exact_margin(f, X, dy, dx, stride=1):
     )
 
 
+# --8<-- [end:band]
+
+
 # --8<-- [start:feature-change]
+# --8<-- [start:relative-change]
 def relative_change(before, after):
     """Chapter 6. |after - before| / |before| for each of N feature
     vectors (N, ...), lengths taken over everything but the first axis."""
     before, after = before.flatten(1), after.flatten(1)
     return (after - before).norm(dim=1) / before.norm(dim=1)
+
+
+# --8<-- [end:relative-change]
 
 
 def feature_change(g, X, dy, dx):
@@ -357,3 +365,16 @@ def position_summary(runs, key):
         summary[f"{key}_{name}_mean"] = float(values.mean())
         summary[f"{key}_{name}_std"] = float(values.std(ddof=1))
     return summary
+
+
+# --8<-- [start:accuracy-at]
+def accuracy_at(runs, moves, ways=("across", "down")):
+    """Chapter 6. Each seed's mean accuracy over the test positions moved by
+    one of `moves` pixels in one of `ways` (from position_trials)."""
+    picked = np.isin(np.array(MOVES), moves)
+    return np.array(
+        [np.mean([np.array(run[way])[picked] for way in ways]) for run in runs]
+    )
+
+
+# --8<-- [end:accuracy-at]

@@ -10,6 +10,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import PercentFormatter
 from torch import nn
 
 from book import (
@@ -50,7 +51,7 @@ titles = ["training digit"] + [
 fig, axes = plt.subplots(1, len(examples), figsize=(11, 2.3))
 for ax, image, title in zip(axes, examples, titles):
     ax.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.spines[:].set_visible(True)
@@ -116,6 +117,8 @@ record(
     moves=list(MOVES),
     num_seeds=len(results["CNN"]),
     num_epochs=15,
+    cnn_grid_drop_points=100
+    * (summary["cnn_same_mean"] - summary["cnn_grid_mean"]),
 )
 
 # %% [markdown]
@@ -169,11 +172,13 @@ record(
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+# categories, not signs: no red or blue (chapter 1)
+styles = {"MLP": ("tab:orange", "s", "--"), "CNN": ("tab:purple", "o", "-")}
 for ax, direction in zip(axes, ["across", "down"]):
-    for name, colour in [("MLP", "tab:orange"), ("CNN", "tab:blue")]:
+    for name, (colour, marker, line) in styles.items():
         rows = np.array([run[direction] for run in results[name]])
         mean, std = rows.mean(axis=0), rows.std(axis=0, ddof=1)
-        ax.plot(moves, mean, marker="o", color=colour, label=name)
+        ax.plot(moves, mean, marker=marker, ls=line, color=colour, label=name)
         ax.fill_between(moves, mean - std, mean + std, color=colour, alpha=0.2)
         for row in rows:  # each seed, faint
             ax.scatter(moves, row, color=colour, alpha=0.3, s=8)
@@ -184,6 +189,7 @@ for ax, direction in zip(axes, ["across", "down"]):
     label = "columns right" if direction == "across" else "rows down"
     ax.set(xlabel=f"test digit moved (pixels, {label})", ylim=(0, 1.02))
 axes[0].set_ylabel("test accuracy")
+axes[0].yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
 handles, labels = axes[0].get_legend_handles_labels()
 fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=10)
 fig.subplots_adjust(bottom=0.25)

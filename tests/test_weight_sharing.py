@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 from weight_sharing_ops import (
     LocallyConnected2d,
+    accuracy_at,
     conv_as_matrix,
     equivariance_error,
     equivariance_gap,
@@ -92,10 +93,11 @@ def random_stack(seed, layers, channels=4, padding_mode="zeros"):
 )
 @PROPERTY
 def test_conv_relu_stacks_are_exactly_equivariant_inside_the_band(seed, layers, dy, dx):
-    """The chapter: exact to the bit, outside r + max(|dy|, |dx|)."""
+    """The chapter: exact to the bit, outside a band of the shift plus r - 1
+    on one side and r on the other (narrower where a ReLU zeroes both)."""
     f = random_stack(seed, layers)
     X = torch.rand(3, 1, 20, 20, generator=torch.Generator().manual_seed(seed))
-    margin = layers + max(abs(dy), abs(dx))
+    margin = layers - 1 + max(abs(dy), abs(dx))
     assert equivariance_error(f, X, dy, dx, margin=margin) == 0
     assert exact_margin(f, X, dy, dx) <= margin
 
@@ -264,6 +266,18 @@ def test_a_locally_connected_layer_with_tied_kernels_is_the_convolution(
     assert count_parameters(local) == layer_parameters("local", C_in, C_out, size)
 
 
+def test_local_weights_on_the_padding_never_learn():
+    """The chapter: near the borders some of the twin's weights only ever
+    multiply zero padding, so their gradient is zero."""
+    torch.manual_seed(0)
+    local = LocallyConnected2d(2, 3, 5)
+    local(torch.rand(4, 2, 5, 5)).square().sum().backward()
+    grad = local.weight.grad.reshape(5, 5, 3, 2, 3, 3)  # position, out, in, tap
+    assert grad[0, :, :, :, 0, :].abs().max() == 0  # top row: the row above
+    assert grad[:, 4, :, :, :, 2].abs().max() == 0  # right column: beyond it
+    assert grad[2, 2].abs().min() > 0  # the centre sees only the image
+
+
 def test_locally_connected_replaces_every_convolution():
     net = locally_connected(SmallCNN(image_size=24))
     assert not any(isinstance(m, nn.Conv2d) for m in net.modules())
@@ -300,6 +314,15 @@ def test_place_at_puts_the_digit_at_the_corner_given():
 def test_place_at_names_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
         place_at(*args)
+
+
+def test_accuracy_at_averages_the_chosen_moves_for_each_seed():
+    runs = [
+        {"across": list(range(17)), "down": [0] * 17},  # moves -8 ... 8
+        {"across": [1] * 17, "down": [1] * 17},
+    ]
+    np.testing.assert_allclose(accuracy_at(runs, [-8, 8]), [4, 1])
+    np.testing.assert_allclose(accuracy_at(runs, [7], ways=["across"]), [15, 1])
 
 
 def test_matched_hidden_gives_the_nearest_parameter_count():
@@ -351,7 +374,14 @@ def test_maps_shift_with_the_input_exactly_away_from_borders(part1):
     this and should be reported, not hidden by a tolerance.)"""
     assert part1["equivariance_inside_max"] == 0
     assert part1["equivariance_anywhere_min"] > 0.01  # the borders do differ
-    assert part1["band_within_prediction"]
+    # predicted_band: the shift plus r - 1 on one side, r on the other
+    assert part1["band_as_predicted"]
+    for i, moved in enumerate([(0, 1), (2, 5), (-3, 4), (6, -2), (-1, -7)]):
+        assert part1[f"eq_shift_{i}"] == str(moved)
+        for stack, r in (("one", 1), ("three", 3)):
+            expected = r - 1 + max(abs(d) for d in moved)
+            assert part1[f"eq_{stack}_predicted_{i}"] == expected
+            assert part1[f"eq_{stack}_measured_{i}"] == expected
 
 
 def test_stride_is_subsampling_and_a_pixel_shift_gives_the_skipped_columns(part1):
@@ -366,6 +396,10 @@ def test_each_block_is_exactly_equivariant_on_its_grid(part1):
         assert size == 48 // 2 ** (depth - 1)
         assert 2 * part1[f"pooled_margin_{depth}"] < size  # something is left
         assert part1[f"pooled_anywhere_{depth}"] > 0  # but not at the borders
+        assert part1[f"pooled_margin_{depth}"] == part1[f"pooled_predicted_{depth}"]
+    # on 24 x 24, a shift by 4 leaves one exact unit of 36, off centre
+    assert part1["small_canvas_predicted_band"] == [3, 2]
+    assert part1["small_canvas_exact_units"] == 1
     assert not part1["small_canvas_block_3_exact"]
 
 
@@ -540,13 +574,35 @@ def test_trained_features_change_less_on_the_grid(part2, claim):
 
 
 def test_the_flat_head_twin_does_better_off_the_grid(controls, claim):
-    """The prose: unlike the CNN, the flat-head twin scores higher off the
-    4-pixel grid than on it."""
+    """The prose: unlike the CNN's, the flat-head twin's average off the
+    4-pixel grid is above its average on it."""
     grid, off = by_seed(controls, "flat_grid"), by_seed(controls, "flat_off_grid")
     claim.exceeds(
         "the flat-head twin scores higher off the grid than on it",
         np.mean(off) - np.mean(grid),
         difference_se(off, grid, NUM_TEST),
+    )
+
+
+def test_the_flat_head_twin_does_better_only_for_small_moves(controls, claim):
+    """The prose: moves of 1 to 3 pixels beat moves of 4 or 8, and moves of
+    5 to 7, off the grid, are not clearly better than moves of 4 or 8."""
+    grid = by_seed(controls, "flat_grid")  # moves of 4 or 8, across and down
+    small = controls["flat_moved_1_to_3_by_seed"]
+    middle = controls["flat_moved_5_to_7_by_seed"]
+    claim.exceeds(
+        "the flat-head twin scores higher for moves of 1 to 3 than of 4 or 8",
+        np.mean(small) - np.mean(grid),
+        difference_se(small, grid, NUM_TEST),
+    )
+    claim.within(
+        "moves of 5 to 7 are not clearly better than 4 or 8 for the flat head",
+        np.mean(middle) - np.mean(grid),
+        difference_se(middle, grid, NUM_TEST),
+    )
+    assert np.allclose(  # the groups of accuracy_at and position_summary agree
+        np.add(controls["flat_moved_4_by_seed"], controls["flat_moved_8_by_seed"]) / 2,
+        grid,
     )
 
 
