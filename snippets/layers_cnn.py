@@ -168,8 +168,8 @@ for row, Y in enumerate(maps):
                 va="center",
             )
     bar = fig.colorbar(image, cax=fig.add_subplot(grid[row, -1]))
-    bar.set_label("response", fontsize=9)
-    bar.ax.tick_params(labelsize=9)
+    bar.set_label("response", fontsize=11)
+    bar.ax.tick_params(labelsize=11)
 save_figure(fig, "feature_maps")
 
 # %% [markdown]

@@ -273,7 +273,7 @@ draw_kernel(
     digits=1,
 )
 fig.tight_layout()
-labels = ["weight", "weight", "difference ($10^{" + str(exponent) + "}$)"]
+labels = ["weight", "weight", "difference (in the title's units)"]
 for ax, label in zip(axes, labels, strict=True):  # ±2, ±2 and ±10 units
     bar = fig.colorbar(ax.images[0], ax=ax, location="bottom", shrink=0.8)
     bar.ax.tick_params(labelsize=8)

@@ -252,7 +252,7 @@ axes[0, 0].set_title(f"test digit ({int(data.y_test[0])})", fontsize=8)
 axes[0, 0].axis("off")
 axes[1, 0].axis("off")
 for column, (title, net) in enumerate(columns, start=1):
-    draw_kernel(axes[0, column], net.conv.weight[0, 0], fontsize=7.5)
+    draw_kernel(axes[0, column], net.conv.weight[0, 0], fontsize=8)
     axes[0, column].set_title(title, fontsize=8)
     with torch.no_grad():
         feature_map = torch.relu(net.conv(x))[0, 0].numpy()
