@@ -70,12 +70,19 @@ record(
 
 
 # %%
-def show_numbers(ax, values, title, cmap="Blues", vmax=9):
-    ax.imshow(values, cmap=cmap, vmin=0, vmax=vmax * 1.6)
+def show_numbers(ax, values, title, vmax=9):
+    """Values that are never negative: white 0, black vmax, written in."""
+    image = ax.imshow(values, cmap="gray_r", vmin=0, vmax=vmax)
     for (row, col), value in np.ndenumerate(values):
         if value:
             ax.text(
-                col, row, f"{value:g}", ha="center", va="center", fontsize=12
+                col,
+                row,
+                f"{value:g}",
+                ha="center",
+                va="center",
+                fontsize=12,
+                color="white" if value > 0.5 * vmax else "black",
             )
     ax.set_xticks(np.arange(-0.5, values.shape[1]), minor=True)
     ax.set_yticks(np.arange(-0.5, values.shape[0]), minor=True)
@@ -83,13 +90,17 @@ def show_numbers(ax, values, title, cmap="Blues", vmax=9):
     ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
     ax.spines[:].set_visible(False)
     ax.set_title(title, fontsize=12)
+    return image
 
 
-fig, axes = plt.subplots(1, 4, figsize=(10, 3.1))
+fig, axes = plt.subplots(1, 4, figsize=(11.5, 3.1), gridspec_kw={"wspace": 0.3})
 show_numbers(axes[0], K, "kernel K")
-show_numbers(axes[1], impulse[0], "input: one pixel", "Greys", 1)
+show_numbers(axes[1], impulse[0], "input: one pixel")  # the same scale
 show_numbers(axes[2], correlated, "cross-correlation\n(conv2d): K flipped")
-show_numbers(axes[3], convolved, "convolution: K as it is")
+image = show_numbers(axes[3], convolved, "convolution: K as it is")
+fig.colorbar(
+    image, ax=axes, shrink=0.75, pad=0.03, label="value", ticks=[0, 3, 6, 9]
+)
 save_figure(fig, "flip")
 
 
@@ -123,7 +134,7 @@ def draw_geometry(ax, size, kernel, stride=1, padding=0, dilation=1):
                 lw=0.8,
             )
         )
-    colours = ["tab:blue", "tab:orange"]
+    colours = ["tab:orange", "tab:purple"]  # two outputs, not a sign
     for j, colour in enumerate(colours[: min(2, out)]):
         for u, v in itertools.product(range(kernel), repeat=2):
             row, col = dilation * u, stride * j + dilation * v
@@ -240,7 +251,8 @@ def connectivity(C_in, C_out, groups):
 
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.6))
 for ax, groups in zip(axes, (1, 2, 4)):
-    ax.imshow(connectivity(4, 8, groups), cmap="Blues", vmin=0, vmax=1.4)
+    # A mask: dark grey where an output reads an input, white where not.
+    ax.imshow(connectivity(4, 8, groups), cmap="gray_r", vmin=0, vmax=1.6)
     ax.set_xticks(range(4))
     ax.set_yticks(range(8))
     ax.set_xticks(np.arange(-0.5, 4), minor=True)
@@ -270,7 +282,7 @@ record(im2col_demo_shape=list(cols.shape))
 fig, (image_ax, cols_ax) = plt.subplots(
     1, 2, figsize=(8, 4.2), width_ratios=[4, 4]
 )
-colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
+colours = ["tab:orange", "tab:purple", "tab:green", "tab:brown"]  # windows
 image_ax.imshow(np.zeros((4, 4)), cmap="Greys", vmin=0, vmax=1)
 for (r, c), value in np.ndenumerate(x[0, 0]):
     image_ax.text(c, r, f"{value:g}", ha="center", va="center", fontsize=11)

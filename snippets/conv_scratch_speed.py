@@ -275,10 +275,10 @@ record(
 )
 
 # %%
-styles = {
-    "loops": ("conv2d_loops (NumPy, loops)", "tab:red", "s"),
-    "numpy": ("conv2d (NumPy, vectorised)", "tab:blue", "o"),
-    "torch": ("F.conv2d (PyTorch)", "tab:green", "^"),
+styles = {  # three series: no red/blue, the book's sign colours
+    "loops": ("conv2d_loops (NumPy, loops)", "tab:green", "s"),
+    "numpy": ("conv2d (NumPy, vectorised)", "tab:orange", "o"),
+    "torch": ("F.conv2d (PyTorch)", "tab:purple", "^"),
 }
 fig, (time_ax, rate_ax) = plt.subplots(1, 2, figsize=(9, 4))
 for name, (label, colour, marker) in styles.items():
@@ -305,8 +305,8 @@ for ax in (time_ax, rate_ax):
     ax.set_xticks(SIZES, [str(s) for s in SIZES])
     ax.minorticks_off()
 for value, colour, label in [
-    (matmul_numpy, "tab:blue", "NumPy"),
-    (matmul_torch, "tab:green", "PyTorch"),
+    (matmul_numpy, styles["numpy"][1], "NumPy"),
+    (matmul_torch, styles["torch"][1], "PyTorch"),
 ]:
     rate_ax.axhline(value, color=colour, ls="--", lw=1)
     rate_ax.text(

@@ -91,7 +91,7 @@ for ax, kernel, title in zip(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.spines[:].set_visible(False)
-fig.colorbar(shown, ax=axes, shrink=0.8, pad=0.03)
+fig.colorbar(shown, ax=axes, shrink=0.8, pad=0.03, label="weight")
 for left, right, sign in [(axes[0], axes[1], "then"), (axes[1], axes[2], "=")]:
     middle = (left.get_position().x1 + right.get_position().x0) / 2
     fig.text(middle, 0.45, sign, ha="center", va="center", fontsize=12)
@@ -184,7 +184,8 @@ for r, row in enumerate(rows):
         )
         ax.set_title(title, fontsize=10)
         ax.axis("off")
-    fig.colorbar(shown, cax=fig.add_subplot(grid[r, 4]))  # one scale a row
+    bar = fig.colorbar(shown, cax=fig.add_subplot(grid[r, 4]))  # one a row
+    bar.set_label("response", fontsize=9)
 save_figure(fig, "stacking")
 
 # %% [markdown]
@@ -200,8 +201,9 @@ print(F.avg_pool2d(Y, 2))  # the mean of each 2 × 2 window
 
 # %%
 digit = data.X_test[:1]
-fig, axes = plt.subplots(2, 3, figsize=(8, 5.6))
-for row, image in enumerate([Y, digit]):
+fig, axes = plt.subplots(2, 3, figsize=(9.6, 5.6))
+# Never negative: white at zero, black at the row's largest value.
+for row, (image, top_value) in enumerate([(Y, Y.max().item()), (digit, 1)]):
     results = [image, F.max_pool2d(image, 2), F.avg_pool2d(image, 2)]
     names = ["input", "max pool 2 × 2", "average pool 2 × 2"]
     for ax, result, name in zip(axes[row], results, names, strict=True):
@@ -209,19 +211,31 @@ for row, image in enumerate([Y, digit]):
         ax.set_title(f"{name} ({size} × {size})", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
+        shown = ax.imshow(
+            result[0, 0].numpy(), cmap="gray_r", vmin=0, vmax=top_value
+        )
         if row == 1:  # the digit
-            ax.imshow(result[0, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
             ax.axis("off")
             continue
-        ax.imshow(result[0, 0].numpy(), cmap="Blues", vmin=0, vmax=8)
         for (r, c), value in np.ndenumerate(result[0, 0].numpy()):
-            ax.text(c, r, f"{value:g}", ha="center", va="center", fontsize=11)
+            dark = value > 0.5 * top_value  # white digits on dark cells
+            ax.text(
+                c,
+                r,
+                f"{value:g}",
+                ha="center",
+                va="center",
+                fontsize=11,
+                color="white" if dark else "black",
+            )
         ticks = np.arange(-0.5, size, 2 if size == 4 else 1)
         ax.set_xticks(ticks, labels=[])
         ax.set_yticks(ticks, labels=[])
         ax.tick_params(length=0)
-        ax.grid(color="0.3", linewidth=1.5)  # the 2 × 2 windows
-        ax.spines[:].set_visible(True)
+        ax.grid(color="tab:orange", linewidth=2)  # the 2 × 2 windows
+        ax.spines[:].set(visible=True, color="tab:orange", linewidth=2)
+    bar = fig.colorbar(shown, ax=axes[row], shrink=0.85, pad=0.03)
+    bar.set_label("value" if row == 0 else "ink (pixel value)", fontsize=9)
 save_figure(fig, "pooling")
 
 # %% [markdown]
@@ -282,7 +296,8 @@ fig, axes = plt.subplots(1, 5, figsize=(11, 2.8))
 for ax, gradient, size, name in zip(
     axes, gradients, receptive_field(CNN_LAYERS), names, strict=True
 ):
-    ax.imshow((gradient > 0).numpy(), cmap="Blues", vmin=0, vmax=1.3)
+    # A mask, not a value: reached pixels dark grey, the rest white.
+    ax.imshow((gradient > 0).numpy(), cmap="gray_r", vmin=0, vmax=1.6)
     rows, cols = torch.nonzero(gradient > 0, as_tuple=True)
     top, left = rows.min().item(), cols.min().item()
     ax.add_patch(

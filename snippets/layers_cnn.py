@@ -138,9 +138,9 @@ record(label=data.y_test[index], predicted=predicted)
 
 # %%
 shown = 8
-fig = plt.figure(figsize=(12, 4.2))
+fig = plt.figure(figsize=(12.6, 4.2))
 grid = fig.add_gridspec(  # a blank column between input and maps: labels
-    3, shown + 2, width_ratios=[2.4, 1.2] + [1] * shown, wspace=0.15
+    3, shown + 3, width_ratios=[2.4, 1.2] + [1] * shown + [0.08], wspace=0.15
 )
 ax = fig.add_subplot(grid[:, 0])
 ax.imshow(x[0, 0].numpy(), cmap="gray_r")
@@ -148,12 +148,16 @@ ax.set_title(f"input, label {int(data.y_test[index])}\npredicted {predicted}")
 ax.axis("off")
 for row, Y in enumerate(maps):
     strongest = Y[0].amax(dim=(1, 2)).argsort(descending=True)[:shown]
+    top_value = Y[0, strongest].max().item()  # one scale for the row
     for col, channel in enumerate(strongest):
         ax = fig.add_subplot(grid[row, col + 2])
-        # Each map on its own scale: black 0, brightest its own maximum.
-        ax.imshow(Y[0, channel].numpy(), cmap="magma", vmin=0)
+        # After a ReLU, never negative: white 0, black the block's largest.
+        image = ax.imshow(
+            Y[0, channel].numpy(), cmap="gray_r", vmin=0, vmax=top_value
+        )
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.spines[:].set(visible=True, color="0.75")
         if col == 0:
             size = Y.shape[-1]
             ax.set_ylabel(
@@ -163,6 +167,9 @@ for row, Y in enumerate(maps):
                 ha="right",
                 va="center",
             )
+    bar = fig.colorbar(image, cax=fig.add_subplot(grid[row, -1]))
+    bar.set_label("response", fontsize=11)
+    bar.ax.tick_params(labelsize=11)
 save_figure(fig, "feature_maps")
 
 # %% [markdown]
@@ -223,12 +230,14 @@ record(
 )
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(8.2, 3.6))
+# Left a mask (reached pixels dark grey), right a value that is never
+# negative: white 0, black the largest mean gradient, with a colour bar.
 for ax, image, top_value, title in [
-    (axes[0], reached.float(), 1.3, "pixels that ever reach the unit"),
+    (axes[0], reached.float(), 1.6, "pixels that ever reach the unit"),
     (axes[1], mean_gradient, None, "mean |gradient| over the test set"),
 ]:
-    ax.imshow(image.numpy(), cmap="Blues", vmin=0, vmax=top_value)
+    shown = ax.imshow(image.numpy(), cmap="gray_r", vmin=0, vmax=top_value)
     ax.add_patch(
         Rectangle(
             (left - 0.5, top - 0.5),
@@ -245,4 +254,6 @@ for ax, image, top_value, title in [
     ax.set_yticks([])
     ax.spines[:].set_visible(True)
     ax.spines[:].set_color("0.7")  # the edge of the 24 × 24 canvas
+bar = fig.colorbar(shown, ax=axes, shrink=0.8)  # takes from both panels
+bar.set_label("mean |d unit / d pixel|", fontsize=9)
 save_figure(fig, "trained_field")

@@ -57,6 +57,7 @@ for ax in axes:
     ax.axis("off")
 bar = fig.colorbar(target, ax=axes[2], location="bottom", shrink=0.8)
 bar.ax.tick_params(labelsize=8)
+bar.set_label("Sobel x response", fontsize=8)
 save_figure(fig, "photo_and_target")
 
 
@@ -272,7 +273,9 @@ draw_kernel(
     digits=1,
 )
 fig.tight_layout()
-for ax in axes:  # a colour bar under each: ±2, ±2, and ±10 units
+labels = ["weight", "weight", "difference (in the title's units)"]
+for ax, label in zip(axes, labels, strict=True):  # ±2, ±2 and ±10 units
     bar = fig.colorbar(ax.images[0], ax=ax, location="bottom", shrink=0.8)
     bar.ax.tick_params(labelsize=8)
+    bar.set_label(label, fontsize=8)
 save_figure(fig, "final_kernel")

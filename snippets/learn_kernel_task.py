@@ -252,17 +252,24 @@ axes[0, 0].set_title(f"test digit ({int(data.y_test[0])})", fontsize=8)
 axes[0, 0].axis("off")
 axes[1, 0].axis("off")
 for column, (title, net) in enumerate(columns, start=1):
-    draw_kernel(axes[0, column], net.conv.weight[0, 0], fontsize=7.5)
+    draw_kernel(axes[0, column], net.conv.weight[0, 0], fontsize=8)
     axes[0, column].set_title(title, fontsize=8)
     with torch.no_grad():
         feature_map = torch.relu(net.conv(x))[0, 0].numpy()
-    axes[1, column].imshow(feature_map, cmap="gray_r")
+    # Never negative: white 0, black the map's own largest value.
+    top = max(feature_map.max(), 1e-12)  # a dead map: all white
+    axes[1, column].imshow(feature_map / top, cmap="gray_r", vmin=0, vmax=1)
     axes[1, column].set_title("its feature map", fontsize=8)
     axes[1, column].axis("off")
 colour_bar = fig.colorbar(
     axes[0, 1].images[0], cax=fig.add_axes([0.92, 0.55, 0.015, 0.33])
 )
 colour_bar.set_label("weight", fontsize=8)
+colour_bar.ax.tick_params(labelsize=8)
+colour_bar = fig.colorbar(
+    axes[1, 1].images[0], cax=fig.add_axes([0.92, 0.1, 0.015, 0.33])
+)
+colour_bar.set_label("map ÷ its largest value", fontsize=8)
 colour_bar.ax.tick_params(labelsize=8)
 save_figure(fig, "learned_kernels")
 

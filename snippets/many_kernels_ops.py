@@ -55,21 +55,56 @@ def per_image_results(trials, data):
     return results
 
 
+def sign_shares(K):
+    """|sum of weights| / sum of |weights| for each kernel of K (C_out, C_in,
+    k, k): 0 balanced, 1 of one sign (bank_summary sorts by it)."""
+    return K.sum(dim=(1, 2, 3)).abs() / K.abs().sum(dim=(1, 2, 3))
+
+
+def title_decimals(shares, thresholds=(0.25, 0.5)):
+    """The fewest decimals, at least two, at which each printed share lies on
+    the same side of every threshold (bank_summary's) as the share itself."""
+    for decimals in range(2, 8):
+        printed = [float(f"{share:.{decimals}f}") for share in shares]
+        if all(
+            (p > t) == (s > t) and p != t
+            for s, p in zip(shares, printed, strict=True)
+            for t in thresholds
+        ):
+            return decimals
+    raise ValueError(f"a share lies on a threshold {thresholds}: {shares}")
+
+
 def draw_bank_with_scale(K, x, maps, label):
-    """draw_learned_bank, each kernel titled with |sum of weights| / sum of
-    |weights| (0 balanced, 1 of one sign: bank_summary sorts by it), and a
-    colour bar for the kernels under the input image."""
+    """draw_learned_bank, each kernel titled with its sign share, and under
+    the input image a colour bar for the kernels and one for the maps."""
     fig = draw_learned_bank(K, x, maps, label)
-    sign_share = K.sum(dim=(1, 2, 3)).abs() / K.abs().sum(dim=(1, 2, 3))
-    for kernel_ax, share in zip(fig.axes[1::2], sign_share.tolist()):
-        kernel_ax.set_title(f"{share:.2f}", fontsize=9)
+    kernel_axes, map_axes = fig.axes[1::2], fig.axes[2::2]
+    shares = sign_shares(K).tolist()
+    decimals = title_decimals(shares)  # the text's classes show in the titles
+    for kernel_ax, share in zip(kernel_axes, shares, strict=True):
+        kernel_ax.set_title(f"{share:.{decimals}f}", fontsize=9)
     limit = K.abs().max().item()  # draw_learned_bank's colour range: ±limit
     colour_bar = fig.colorbar(
-        fig.axes[1].images[0],
+        kernel_axes[0].images[0],
         cax=fig.add_axes([0.1, 0.2, 0.17, 0.035]),
         orientation="horizontal",
         ticks=[-limit, 0, limit],
         format="{x:.1f}",
     )
     colour_bar.set_label("kernel weight (red +, blue −)", fontsize=9)
+    # Each map on its own scale, drawn as a share of its largest value.
+    for map_ax in map_axes:
+        image = map_ax.images[0]
+        values = image.get_array()
+        if values.max() > 0:
+            image.set_data(values / values.max())
+        image.set_clim(0, 1)
+    colour_bar = fig.colorbar(
+        map_axes[0].images[0],
+        cax=fig.add_axes([0.1, 0.03, 0.17, 0.035]),
+        orientation="horizontal",
+        ticks=[0, 0.5, 1],
+    )
+    colour_bar.set_label("feature map ÷ its largest value", fontsize=9)
     return fig

@@ -18,7 +18,13 @@ from book import (
     sweep_results,
     table_row,
 )
-from many_kernels_ops import draw_bank_with_scale, per_image_results, sweep
+from many_kernels_ops import (
+    draw_bank_with_scale,
+    per_image_results,
+    sign_shares,
+    sweep,
+    title_decimals,
+)
 
 setup()
 
@@ -84,7 +90,12 @@ net = trials[ROW]["net"]  # run_trials keeps the last seed's net
 K = net.conv.weight.detach()  # (C_out, C_in, k, k) = (16, 1, 3, 3)
 maps = feature_maps(net, data.X_test[:1])  # (1, 16, H, W)
 # --8<-- [end:run-feature-maps]
-record(**bank_summary(net, data))
+shares = sign_shares(K).tolist()  # the figure's titles
+record(
+    **bank_summary(net, data),
+    bank_sign_shares=shares,
+    bank_title_decimals=title_decimals(shares),
+)
 
 
 # %%

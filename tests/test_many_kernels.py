@@ -239,6 +239,45 @@ def test_draw_learned_bank():
         draw_learned_bank(K, torch.rand(1, 8, 8), maps[:15], label=3)
 
 
+def test_bank_figure_adds_a_colour_bar_for_the_maps_and_exact_titles():
+    K = torch.ones(16, 1, 3, 3)  # share 1
+    K[0, 0, 2, 2] = -4.804  # share (8 - 4.804) / (8 + 4.804) = 0.2496
+    maps = torch.rand(16, 8, 8)
+    maps[1] = 0  # a dead map stays white
+    fig = many_kernels_ops.draw_bank_with_scale(K, torch.rand(1, 8, 8), maps, 3)
+    assert len(fig.axes) == 1 + 2 * 16 + 2  # and two colour bars
+    assert fig.axes[1].get_title() == "0.2496"  # four decimals: below 0.25
+    for map_ax in fig.axes[2:33:2]:
+        assert map_ax.images[0].get_clim() == (0, 1)
+        assert map_ax.images[0].get_array().max() in (0, 1)
+
+
+def test_title_decimals_put_every_printed_share_on_its_side():
+    assert many_kernels_ops.title_decimals([0.1, 0.9]) == 2
+    assert many_kernels_ops.title_decimals([0.2541, 0.5015]) == 3
+    assert many_kernels_ops.title_decimals([0.24963, 0.4967]) == 4
+    with pytest.raises(ValueError, match="lies on a threshold"):
+        many_kernels_ops.title_decimals([0.25])
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_bank_titles_show_the_class_the_text_gives(results, name):
+    """The chapter sorts kernels by |sum w| / sum |w| against two thresholds;
+    each figure title, as printed, lies on its kernel's side of both."""
+    bank = results[name]
+    shares, decimals = bank["bank_sign_shares"], bank["bank_title_decimals"]
+    thresholds = bank["balanced_below"], bank["one_sign_above"]
+    for share in shares:
+        printed = float(f"{share:.{decimals}f}")
+        for threshold in thresholds:
+            assert printed != threshold
+            assert (printed > threshold) == (share > threshold)
+    balanced = sum(share < thresholds[0] for share in shares)
+    assert balanced == bank["bank_balanced_kernels"]
+    one_sign = sum(share > thresholds[1] for share in shares)
+    assert one_sign == bank["bank_one_sign_kernels"]
+
+
 def test_plot_sweep_draws_one_point_per_count():
     trials = {N: {"mean": 0.5, "std": 0.1, "accuracies": [0.4, 0.6]} for N in (1, 2, 4)}
     results = {f"train_accuracy_{N}": 0.6 for N in trials}
