@@ -17,7 +17,7 @@ from skimage import data, transform
 from sklearn.datasets import load_digits
 
 from book import SOBEL_X, SOBEL_Y, output_dir, record, save_figure, setup
-from why_cnns_ops import show_signed
+from why_cnns_ops import show_signed, show_unsigned
 
 setup()
 
@@ -143,10 +143,11 @@ record(
 fig, axes = plt.subplots(2, 3, figsize=(10, 6.4))
 for ax, preset in zip(axes.flat, PRESETS):
     Y = references[f"photo/{preset}"]
-    if Y.min() >= 0:  # like the image itself: black 0, white the largest
-        shown = ax.imshow(Y, cmap="gray", vmin=0, interpolation="none")
-        fig.colorbar(shown, ax=ax, shrink=0.8)
-    else:  # the book's convention: red positive, blue negative, white 0
+    # The book's convention (chapter 1): white 0 to black the largest value,
+    # or red positive, blue negative, white 0.
+    if Y.min() >= 0:
+        show_unsigned(ax, Y, interpolation="none")
+    else:
         show_signed(ax, Y, interpolation="none")
     ax.set_title(preset)
     ax.axis("off")

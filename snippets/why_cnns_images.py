@@ -8,6 +8,7 @@
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.patches import Rectangle
 from skimage import data, feature, transform
 
@@ -24,7 +25,7 @@ setup()
 photo = data.camera()  # a greyscale photo that ships with scikit-image
 print(photo.shape, photo.dtype, photo.min(), photo.max())
 
-top, left, size = 190, 230, 10  # a small patch: the photographer's glove
+top, left, size = 190, 230, 10  # a small patch: where chin meets glove
 patch = photo[top : top + size, left : left + size]
 # --8<-- [end:pixels]
 record(
@@ -94,9 +95,10 @@ record(saturated_share=saturated)
 
 # %%
 # --8<-- [start:hog]
+orientations = 9  # bins over 0 to 180 degrees: the sign is ignored
 hog_features, hog_image = feature.hog(
     image,
-    orientations=9,
+    orientations=orientations,
     pixels_per_cell=(16, 16),
     cells_per_block=(2, 2),
     visualize=True,
@@ -104,6 +106,7 @@ hog_features, hog_image = feature.hog(
 # --8<-- [end:hog]
 cells = image.shape[0] // 16  # cells per side
 record(
+    hog_orientations=orientations,
     hog_length=hog_features.size,
     hog_cells=cells,
     hog_blocks=cells - 2 + 1,  # a 2 × 2 block slides one cell at a time
@@ -114,7 +117,15 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 photo_shown = axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
 fig.colorbar(photo_shown, ax=axes[0], shrink=0.8)
 axes[0].set_title("input image (brightness)")
-show_unsigned(axes[1], hog_image, np.quantile(hog_image, 1 - saturated))
+hog_shown = show_unsigned(
+    axes[1], hog_image, np.quantile(hog_image, 1 - saturated), colorbar=False
+)
+fig.colorbar(
+    hog_shown,
+    ax=axes[1],
+    shrink=0.8,
+    label="cell histogram value\n(before block normalisation)",
+)
 axes[1].set_title("HOG: edge directions per 16 × 16 cell")
 for ax in axes:
     ax.axis("off")
@@ -138,20 +149,33 @@ record(
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 5.5))
 ax.imshow(small, cmap="gray")
-strongest = np.argsort(sift.sigmas)[-60:]  # the 60 largest-scale keypoints
+ax.autoscale(False)  # the circles are cut at the photo's edges
+shown_keypoints, radius_in_sigmas = 60, 3
+strongest = np.argsort(sift.sigmas)[-shown_keypoints:]  # largest scales
+# A dark rim keeps the gold rings visible on the pale sky.
+rim = [patheffects.withStroke(linewidth=2.5, foreground="black")]
 for (row, col), sigma, angle in zip(
     sift.keypoints[strongest],
     sift.sigmas[strongest],
     sift.orientations[strongest],
 ):
-    radius = 3 * sigma
-    ax.add_patch(plt.Circle((col, row), radius, fill=False, ec="gold", lw=1))
+    radius = radius_in_sigmas * sigma
+    ax.add_patch(
+        plt.Circle(
+            (col, row), radius, fill=False, ec="gold", lw=1, path_effects=rim
+        )
+    )
     ax.plot(
         [col, col + radius * np.cos(angle)],
         [row, row - radius * np.sin(angle)],
         color="gold",
         lw=1,
+        path_effects=rim,
     )
 ax.set_title("SIFT keypoints: position, scale and orientation")
 ax.axis("off")
 save_figure(fig, "sift")
+record(
+    sift_shown=shown_keypoints,
+    sift_radius_in_sigmas=radius_in_sigmas,
+)

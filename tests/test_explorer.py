@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from sklearn.datasets import load_digits
-from why_cnns_ops import SIGNED
+from why_cnns_ops import SIGNED, UNSIGNED
 
 from book import SOBEL_X, SOBEL_Y
 from tools.runner import BUILD_DIR
@@ -155,35 +155,48 @@ def test_the_digit_is_a_three(explorer):
 EXPLORER_JS = Path(__file__).resolve().parent.parent / "docs/javascripts/explorer.js"
 
 
-def js_function(source, name):
-    """The text of `function name(...) { ... }` in source, braces matched."""
-    start = source.index(f"function {name}(")
+def closing(source, start, pair):
+    """The index of the bracket that closes the one at source[start]."""
     depth = 0
-    for end in range(source.index("{", start), len(source)):
-        depth += {"{": 1, "}": -1}.get(source[end], 0)
+    for end in range(start, len(source)):
+        depth += {pair[0]: 1, pair[1]: -1}.get(source[end], 0)
         if depth == 0:
-            return source[start : end + 1]
-    raise ValueError(f"function {name} is not closed")
+            return end
+    raise ValueError(f"{source[start]!r} at {start} is not closed")
 
 
-def drawn_colours(values):
-    """RGB of each value in one row, as the page's draw() colours it."""
+def js_function(source, name):
+    """The text of `function name(...) { ... }` in source, brackets matched
+    (the parameters may hold braces: default options)."""
+    start = source.index(f"function {name}(")
+    parameters_end = closing(source, source.index("(", start), "()")
+    body = source.index("{", parameters_end)
+    return source[start : closing(source, body, "{}") + 1]
+
+
+def run_node(script):
+    """What a Node script prints, as JSON."""
     node = shutil.which("node")
     if node is None:
-        skip_or_fail("Node.js not found: the explorer's colours need it")
+        skip_or_fail("Node.js not found: the explorer's script needs it")
+    run = subprocess.run(
+        [node, "-e", script], capture_output=True, text=True, check=True
+    )
+    return json.loads(run.stdout)
+
+
+def drawn_colours(values, options=None):
+    """RGB of each value in one row, as the page's draw() colours it."""
     script = js_function(EXPLORER_JS.read_text(), "draw") + (
         "\nconst out = {};"
         "\nconst canvas = {style: {}, getContext: () => ({"
         "\n  createImageData: (w, h) => ({data: new Uint8ClampedArray(4 * w * h)}),"
         "\n  putImageData: (image) => { out.rgba = Array.from(image.data); },"
         "\n})};"
-        f"\ndraw(canvas, [{json.dumps(values)}], 1);"
+        f"\ndraw(canvas, [{json.dumps(values)}], 1, {json.dumps(options or {})});"
         "\nconsole.log(JSON.stringify(out.rgba));"
     )
-    run = subprocess.run(
-        [node, "-e", script], capture_output=True, text=True, check=True
-    )
-    return np.array(json.loads(run.stdout), dtype=float).reshape(-1, 4)[:, :3]
+    return np.array(run_node(script), dtype=float).reshape(-1, 4)[:, :3]
 
 
 def test_the_page_draws_signed_maps_in_the_books_colours():
@@ -199,10 +212,59 @@ def test_the_page_draws_signed_maps_in_the_books_colours():
     np.testing.assert_array_equal(page[2], [1, 1, 1])  # zero: white
 
 
-def test_the_page_draws_maps_without_negatives_like_the_image():
-    page = drawn_colours([0.0, 0.5, 1.0]) / 255
-    np.testing.assert_array_equal(page[0], [0, 0, 0])  # zero: black
-    np.testing.assert_array_equal(page[2], [1, 1, 1])  # the largest: white
+def test_the_page_draws_maps_without_negatives_white_to_black_as_chapter_1():
+    values = np.array([0.0, 0.25, 0.5, 1.0])
+    page = drawn_colours(values.tolist()) / 255
+    np.testing.assert_array_equal(page[0], [1, 1, 1])  # zero: white
+    np.testing.assert_array_equal(page[-1], [0, 0, 0])  # the largest: black
+    book = plt.get_cmap(UNSIGNED)(values)[:, :3]  # show_unsigned's colours
+    np.testing.assert_allclose(page, book, atol=1.5 / 255)
+
+
+def test_the_page_draws_the_photo_as_it_is_and_the_digit_as_ink():
+    photo = drawn_colours([0.0, 1.0], {"range": 1, "photo": True}) / 255
+    np.testing.assert_array_equal(photo, [[0, 0, 0], [1, 1, 1]])  # bright: white
+    ink = drawn_colours([0.0, 1.0], {"range": 1}) / 255
+    np.testing.assert_array_equal(ink, [[1, 1, 1], [0, 0, 0]])  # ink: dark
+
+
+def test_a_map_that_is_zero_everywhere_is_white():
+    np.testing.assert_array_equal(drawn_colours([0.0, 0.0, 0.0]), 255)
+
+
+@pytest.mark.parametrize(
+    "text, bad_input, value",
+    [
+        ("", False, 0),  # an emptied field counts as 0
+        ("   ", False, 0),
+        ("-1.5", False, -1.5),
+        ("1e3", False, 1000),
+        ("", True, None),  # "-" or "1e" typed so far: the browser's badInput
+        ("abc", False, None),
+        ("1e999", False, None),  # not finite
+    ],
+)
+def test_a_number_field_empty_is_zero_and_not_a_number_is_none(text, bad_input, value):
+    source = EXPLORER_JS.read_text()
+    script = js_function(source, "fieldValue") + (
+        f"\nconsole.log(JSON.stringify(fieldValue({json.dumps(text)}, "
+        f"{json.dumps(bad_input)})));"
+    )
+    assert run_node(script) == value
+
+
+def test_the_custom_kernel_is_sobel_x_turned_45_degrees_anticlockwise(explorer):
+    """The page: [[0, 1, 2], [-1, 0, 1], [-2, -1, 0]] is Sobel x turned by 45
+    degrees anticlockwise, and responds where brightness rises towards the
+    upper right."""
+    turned = np.array([[0, 1, 2], [-1, 0, 1], [-2, -1, 0]])
+    ring = [(0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0)]
+    sobel_ring = [SOBEL_X.numpy()[cell] for cell in ring]  # clockwise
+    # Anticlockwise by one eighth of a turn: each weight moves one cell back.
+    assert [turned[cell] for cell in ring] == sobel_ring[1:] + sobel_ring[:1]
+    rows, cols = np.mgrid[0:5, 0:5]
+    upper_right = (cols - rows).astype(float)  # brighter up and to the right
+    assert (explorer.feature_map(upper_right, turned) > 0).all()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from mkdocs.utils.yaml import yaml_load
 from PIL import Image
 
 from tools.runner import BUILD_DIR
-from tools.site_server import ROOT, SiteServer
+from tools.site_server import ROOT, SITE, SiteServer
 
 OUT = BUILD_DIR / "explorer"
 ROUNDING = 1e-9  # both sides sum float64 products; only the order may differ
@@ -50,6 +50,31 @@ def output(page):
 
 def choose(page, label, value):
     page.get_by_label(label, exact=True).select_option(str(value))
+
+
+def canvas_pixels(page, index):
+    """The RGB pixels of the explorer's canvas number index (0 input, 1 map)."""
+    size = page.evaluate(
+        f"[...document.querySelectorAll('.explorer canvas')].map("
+        f"c => [c.height, c.width])[{index}]"
+    )
+    rgba = page.evaluate(
+        f"""() => {{
+          const canvas = document.querySelectorAll('.explorer canvas')[{index}];
+          const {{width, height}} = canvas;
+          return Array.from(canvas.getContext('2d')
+            .getImageData(0, 0, width, height).data);
+        }}"""
+    )
+    return np.array(rgba, dtype=float).reshape(*size, 4)[..., :3]
+
+
+def weight(page, row, col):
+    return page.get_by_label(f"Weight, row {row}, column {col}", exact=True)
+
+
+def test_the_starting_message_goes_once_the_explorer_is_ready(page):
+    assert page.locator(".explorer__status").count() == 0
 
 
 def test_the_page_has_the_snippets_presets(page, explorer):
@@ -147,6 +172,112 @@ def test_the_explorer_works_after_instant_navigation(browser, instant_site):
         page.wait_for_url(instant_site.url)
     assert page.evaluate("window.notReloaded") is True, "the pages fully reloaded"
     assert errors == []
+    page.close()
+
+
+def test_maps_without_negatives_are_white_at_zero_black_at_the_largest(page):
+    """Chapter 1's convention, on the page's own canvas: the identity map of
+    the photo is its negative; the input photo is drawn as it is, and the
+    digit as dark ink on white."""
+    values = output(page)  # identity on the photo
+    grey = canvas_pixels(page, 1)
+    np.testing.assert_allclose(grey[..., 0], 255 * (1 - values / values.max()), atol=1)
+    assert "white 0, black" in page.locator(".explorer__size").inner_text()
+    photo = np.asarray(Image.open(OUT / "photo.png"), dtype=float)
+    np.testing.assert_allclose(canvas_pixels(page, 0)[..., 0], photo, atol=1)
+    choose(page, "Image", "digit")
+    digit = np.asarray(Image.open(OUT / "digit.png"), dtype=float)
+    np.testing.assert_allclose(canvas_pixels(page, 0)[..., 0], 255 - digit, atol=1)
+
+
+def test_an_emptied_weight_counts_as_zero_and_then_shows_it(page, explorer):
+    choose(page, "Kernel", "Sobel x")
+    weight(page, 2, 3).fill("")
+    K = [row[:] for row in explorer.PRESETS["Sobel x"]]
+    K[1][2] = 0
+    X = np.asarray(Image.open(OUT / "photo.png")) / 255
+    expected = explorer.feature_map(X, K).numpy()
+    np.testing.assert_allclose(output(page), expected, rtol=0, atol=ROUNDING)
+    assert page.get_by_label("Kernel", exact=True).input_value() == "custom"
+    weight(page, 2, 3).blur()  # leaving the field writes the 0 it counts as
+    assert weight(page, 2, 3).input_value() == "0"
+    assert page.locator(".explorer__problem").inner_text() == ""
+
+
+def test_text_that_is_not_a_number_is_marked_and_named(page, explorer):
+    choose(page, "Kernel", "Sobel x")
+    field = weight(page, 2, 3)
+    field.fill("")
+    field.press_sequentially("-")  # a number being typed: not one yet
+    assert field.get_attribute("aria-invalid") == "true"
+    problem = page.locator(".explorer__problem").inner_text()
+    assert "row 2, column 3 is not a number" in problem
+    assert "its last value, 0" in problem  # the emptied field counted as 0
+    field.press_sequentially("2")  # -2: a number again
+    assert field.get_attribute("aria-invalid") == "false"
+    assert page.locator(".explorer__problem").inner_text() == ""
+    K = [row[:] for row in explorer.PRESETS["Sobel x"]]
+    K[1][2] = -2
+    X = np.asarray(Image.open(OUT / "photo.png")) / 255
+    np.testing.assert_allclose(
+        output(page), explorer.feature_map(X, K).numpy(), rtol=0, atol=ROUNDING
+    )
+
+
+def test_a_kernel_of_zeros_gives_a_white_map_that_says_so(page):
+    for row in range(1, 4):
+        for col in range(1, 4):
+            weight(page, row, col).fill("0")
+    assert (output(page) == 0).all()
+    assert (canvas_pixels(page, 1) == 255).all()  # white
+    summary = page.locator(".explorer__size").inner_text()
+    assert "the map is 0 everywhere" in summary
+    assert "0 0 0" not in page.locator(".explorer").inner_text()
+    assert not page.locator(".explorer__colourbar").is_visible()
+    page.get_by_label("Bias", exact=True).fill("0.5")  # constant, not zero
+    assert page.locator(".explorer__colourbar").is_visible()
+
+
+def failed_page(browser, url, block=None):
+    """A page whose explorer cannot start; returns it and its console errors."""
+    page = browser.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    if block is not None:
+        page.route(block, lambda route: route.abort())
+    page.goto(url)
+    return page, errors
+
+
+def test_opened_from_disk_the_page_says_to_serve_it(browser, results):
+    page, errors = failed_page(browser, (SITE / "explorer/index.html").as_uri())
+    page.wait_for_selector(".explorer[data-ready='failed']", timeout=10_000)
+    status = page.locator(".explorer__status")
+    assert status.is_visible()
+    assert "from disk" in status.inner_text()
+    assert "make serve" in status.inner_text()
+    assert any("convolution explorer" in error for error in errors)
+    page.close()
+
+
+def test_an_image_that_fails_to_load_is_said_on_the_page(browser, site_server):
+    page, _ = failed_page(
+        browser, site_server.url + "explorer/", block="**/explorer/photo.png"
+    )
+    page.wait_for_selector(".explorer[data-ready='failed']", timeout=10_000)
+    text = page.locator(".explorer__status").inner_text()
+    assert "could not start" in text and "make serve" in text
+    page.close()
+
+
+def test_without_its_script_the_page_still_says_how_to_open_it(browser, site_server):
+    page, _ = failed_page(
+        browser, site_server.url + "explorer/", block="**/javascripts/explorer.js"
+    )
+    page.wait_for_load_state("load")
+    status = page.locator(".explorer__status")
+    assert status.is_visible() and "make serve" in status.inner_text()
+    assert page.locator(".explorer__controls").count() == 0
     page.close()
 
 

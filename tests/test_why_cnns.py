@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
-from claims import mean_se, sample_sd
+from claims import binomial_se, mean_se, sample_sd
 from PIL import Image
 from skimage import data, filters
 from why_cnns_ops import show_signed, show_unsigned
@@ -136,10 +136,12 @@ def test_no_gradient_reaches_the_kernels_even_if_they_could_learn(digits):
     assert torch.equal(kernel.weight, before)
 
 
-def test_hog_length_is_blocks_times_cells_times_directions(results):
+def test_hog_length_is_blocks_times_cells_times_orientation_bins(results):
     """The page: 16 × 16-pixel cells, overlapping blocks of 2 × 2 cells, each
-    cell a histogram of 9 directions."""
+    cell a histogram of 9 orientation bins over 0 to 180 degrees (Dalal and
+    Triggs's choice)."""
     images = results["why_cnns_images"]
+    assert images["hog_orientations"] == 9
     cells = images["photo_width"] // 16  # cells per side
     blocks = cells - 2 + 1  # a 2 × 2 block slides one cell at a time
     assert images["hog_length"] == blocks**2 * (2 * 2) * 9
@@ -182,8 +184,85 @@ def paired_difference_se(pipeline):
         - np.array(pipeline["sobel_correct_counts"])
     ) / seeds
     test_images = sample_sd(per_digit) / math.sqrt(per_digit.size)
+    return math.hypot(test_images, seeds_se(pipeline))
+
+
+def seeds_se(pipeline):
+    """The seed spread of the mean per-seed difference, pixels - sobel."""
     per_seed = np.subtract(pipeline["pixels_accuracies"], pipeline["sobel_accuracies"])
-    return math.hypot(test_images, sample_sd(per_seed) / math.sqrt(seeds))
+    return sample_sd(per_seed) / math.sqrt(len(per_seed))
+
+
+def test_the_printed_standard_errors_are_the_tests(results):
+    """The page prints the paired standard error, its z, and the unpaired one
+    that the same accuracies would have on separate test digits; the claims
+    below use the same numbers."""
+    pipeline = results["why_cnns_pipeline"]
+    paired = paired_difference_se(pipeline)
+    assert pipeline["paired_se"] == pytest.approx(paired, rel=1e-9)
+    assert pipeline["paired_z"] == pytest.approx(
+        pipeline["pixels_minus_sobel"] / paired, rel=1e-9
+    )
+    n = pipeline["num_cv_test"]
+    accuracies = [pipeline["sobel_test_accuracy"], pipeline["pixels_test_accuracy"]]
+    binomial = math.sqrt(sum(a * (1 - a) for a in accuracies) / n)
+    unpaired = math.hypot(binomial, seeds_se(pipeline))
+    assert pipeline["unpaired_se"] == pytest.approx(unpaired, rel=1e-9)
+    # "Had each model been scored on digits of its own ... about": larger.
+    assert pipeline["unpaired_se"] > pipeline["paired_se"]
+    # Each digit's difference in right answers needs at least that many runs
+    # in which the two models disagreed.
+    counts = np.subtract(
+        pipeline["pixels_correct_counts"], pipeline["sobel_correct_counts"]
+    )
+    runs = n * pipeline["num_seeds"]
+    assert pipeline["disagreement_share"] * runs >= np.abs(counts).sum() - 1e-9
+
+
+def test_the_two_models_agree_on_most_runs(results, claim):
+    """The page: "most digits are right for both models or wrong for both";
+    they disagree in only X % of the runs on a digit."""
+    pipeline = results["why_cnns_pipeline"]
+    share = pipeline["disagreement_share"]
+    runs = pipeline["num_cv_test"] * pipeline["num_seeds"]
+    claim.exceeds(
+        "the Sobel and the pixel model agree on most runs",
+        effect=0.5 - share,
+        uncertainty=binomial_se(share, runs),
+    )
+
+
+def edge_shares():
+    """Recomputed here, independently of the snippet: over every digit, the
+    share of ink pixels (at least half dark) and of blank pixels touching ink
+    (8-neighbourhood) whose edge value exceeds 1."""
+    from scipy.ndimage import binary_dilation
+    from sklearn.datasets import load_digits
+
+    X = load_digits().images / 16.0
+    edges = edge_magnitude(torch.from_numpy(X).float().unsqueeze(1))[:, 0].numpy()
+    ink = X >= 0.5
+    square = np.ones((1, 3, 3), bool)  # no dilation across digits
+    beside = binary_dilation(ink, structure=square) & (X == 0)
+    return (edges[ink] > 1).mean(), (edges[beside] > 1).mean(), ink.sum(), beside.sum()
+
+
+def test_the_digits_edge_maps_cover_the_strokes_and_beside_them(results, claim):
+    """The page: at 8 × 8 the edge map "is large on the strokes and beside them
+    alike": most ink pixels, and most blank pixels touching a stroke, have an
+    edge value above 1 (of a colour bar that runs past 4)."""
+    pipeline = results["why_cnns_pipeline"]
+    ink_share, beside_share, ink, beside = edge_shares()
+    assert pipeline["edge_threshold"] == 1
+    assert (pipeline["ink_pixels"], pipeline["beside_pixels"]) == (ink, beside)
+    assert pipeline["ink_strong_share"] == pytest.approx(ink_share, abs=1e-6)
+    assert pipeline["beside_strong_share"] == pytest.approx(beside_share, abs=1e-6)
+    for where, share, n in [("ink", ink_share, ink), ("beside", beside_share, beside)]:
+        claim.exceeds(
+            f"most {where} pixels have an edge value above 1",
+            effect=share - 0.5,
+            uncertainty=binomial_se(share, n),
+        )
 
 
 def test_fixed_filter_pipeline_is_far_above_chance(results, claim):
@@ -200,13 +279,21 @@ def test_fixed_filter_pipeline_is_far_above_chance(results, claim):
 
 def test_raw_pixels_beat_the_edge_map(results, claim):
     """The page: "the baseline on raw pixels scores higher ... The famous edge
-    detector did not help", and the summary: "the fixed kernel was not the
-    right one for the task". The two rows differ in the feature map alone."""
+    detector did not help", and the summary: "the edge map, fed to a softmax
+    this way, did worse than the raw pixels" (why, it does not test). Then:
+    "The difference would still be more than two standard errors if the true
+    standard error were twice this one": folds share training digits, so the
+    paired standard error is approximate."""
     pipeline = results["why_cnns_pipeline"]
     claim.exceeds(
         "softmax on raw pixels beats softmax on the Sobel edge map",
         effect=pipeline["pixels_minus_sobel"],
         uncertainty=paired_difference_se(pipeline),
+    )
+    claim.exceeds(
+        "... and would with twice the paired standard error",
+        effect=pipeline["pixels_minus_sobel"],
+        uncertainty=2 * paired_difference_se(pipeline),
     )
 
 
@@ -253,20 +340,29 @@ SNIPPETS = Path(__file__).resolve().parent.parent / "snippets"
 
 @pytest.mark.parametrize("name", ["why_cnns_images", "why_cnns_pipeline", "explorer"])
 def test_maps_use_the_books_colours_only(name):
-    """Chapter 1's figures and the explorer's: a colour map is named by the
-    convention (SIGNED, UNSIGNED) or is grey for a photo or a digit."""
+    """Chapter 1's figures and the explorer's: a map is drawn by show_signed or
+    show_unsigned, or with a colour map named by the convention (SIGNED,
+    UNSIGNED), or grey for a photo or a digit. The explorer draws only maps
+    (no photo), so never black at zero."""
     tree = ast.parse((SNIPPETS / f"{name}.py").read_text())
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)]
     maps = [
         keyword.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
+        for node in calls
         for keyword in node.keywords
         if keyword.arg == "cmap"
     ]
-    assert maps, f"{name} draws no map"
+    helpers = [
+        node
+        for node in calls
+        if isinstance(node.func, ast.Name)
+        and node.func.id in ("show_signed", "show_unsigned")
+    ]
+    assert maps or helpers, f"{name} draws no map"
+    greys = ("gray_r",) if name == "explorer" else ("gray", "gray_r")
     for value in maps:
         named = isinstance(value, ast.Name) and value.id in ("SIGNED", "UNSIGNED")
-        grey = isinstance(value, ast.Constant) and value.value in ("gray", "gray_r")
+        grey = isinstance(value, ast.Constant) and value.value in greys
         assert named or grey, ast.unparse(value)
 
 

@@ -9,6 +9,11 @@
  * Material's instant navigation re-runs this script on each visit to the
  * page, so it sets itself up once and then follows document$. It adds its
  * own stylesheet (docs/stylesheets/explorer.css) to the page.
+ *
+ * The page holds a status line (.explorer__status) that says how to open the
+ * explorer: it stays if this script never runs, is removed once the explorer
+ * is ready, and says what went wrong if setting up fails (a page opened from
+ * disk may not read its own images).
  */
 (function () {
   "use strict";
@@ -27,7 +32,7 @@
   const DISPLAY = 256; // CSS pixels across for the input image
   // The colour bar's gradients: the same end colours as draw() below.
   const SIGNED_BAR = "linear-gradient(to right, #2166ac, #ffffff, #b2001f)";
-  const GREY_BAR = "linear-gradient(to right, #000000, #ffffff)";
+  const GREY_BAR = "linear-gradient(to right, #ffffff, #000000)"; // 0 white
 
   /** Rows of pixel values in [0, 1] from a greyscale <img>. */
   async function readPixels(img) {
@@ -80,10 +85,12 @@
     return Y;
   }
 
-  /** Grey from 0 to the maximum (like the image), or the book's signed
-   * colours: red positive, white 0, blue negative, on a range symmetric
-   * about 0 (chapter 1; snippets/why_cnns_ops.py draws the same). */
-  function draw(canvas, Y, scale, range = null) {
+  /** The book's colours (chapter 1; snippets/why_cnns_ops.py draws the
+   * same): a map with negative values red positive, white 0, blue negative,
+   * on a range symmetric about 0; a map without them white at 0 and black at
+   * its largest value (or at range). photo: draw a photo as it is instead,
+   * black 0 to white at range. */
+  function draw(canvas, Y, scale, { range = null, photo = false } = {}) {
     const height = Y.length;
     const width = height ? Y[0].length : 0;
     canvas.width = Math.max(width, 1);
@@ -105,8 +112,10 @@
       for (let j = 0; j < width; j++) {
         const t = high > 0 ? Y[i][j] / high : 0; // in [-1, 1]
         let rgb;
-        if (!diverging) {
+        if (photo) {
           rgb = [255 * t, 255 * t, 255 * t];
+        } else if (!diverging) {
+          rgb = [255 * (1 - t), 255 * (1 - t), 255 * (1 - t)]; // 0 white
         } else if (t >= 0) {
           rgb = [255 - 77 * t, 255 - 255 * t, 255 - 223 * t]; // to red #b2001f
         } else {
@@ -142,6 +151,8 @@
     return {
       root,
       show(diverging, high) {
+        // A map that is 0 everywhere has no range to show: the page says so.
+        root.style.visibility = high > 0 ? "visible" : "hidden";
         bar.style.background = diverging ? SIGNED_BAR : GREY_BAR;
         const values = diverging ? [-high, 0, high] : [0, high / 2, high];
         labels.forEach((label, n) => {
@@ -153,6 +164,15 @@
 
   function format(value) {
     return Number.isInteger(value) ? String(value) : String(+value.toFixed(3));
+  }
+
+  /** A number field's value: an empty field counts as 0; text that is not
+   * (yet) a finite number, such as "-" or "1e" (badInput), gives null. */
+  function fieldValue(text, badInput = false) {
+    if (badInput) return null;
+    if (text.trim() === "") return 0;
+    const value = Number(text);
+    return Number.isFinite(value) ? value : null;
   }
 
   function select(id, label, values, describe) {
@@ -168,7 +188,11 @@
     root.dataset.ready = "loading";
     const sources = Array.from(root.querySelectorAll("img.explorer__source"));
     const images = {};
-    for (const img of sources) images[img.dataset.name] = await readPixels(img);
+    const inked = new Set(); // drawn as dark ink on white, like chapter 1's digits
+    for (const img of sources) {
+      images[img.dataset.name] = await readPixels(img);
+      if (img.dataset.kind === "ink") inked.add(img.dataset.name);
+    }
     const uid = `explorer-${document.querySelectorAll("[data-ready]").length}`;
 
     const imageMenu = select(`${uid}-image`, "Image", Object.keys(images), (n) => n);
@@ -206,6 +230,9 @@
       value: "0",
     });
     biasInput.style.width = "5em";
+    // Says which field holds no number yet; the map keeps that field's last
+    // number until it does.
+    const problem = element("p", { class: "explorer__problem", "aria-live": "polite" });
     const inputCanvas = element("canvas", { role: "img" });
     const outputCanvas = element("canvas", { role: "img" });
     const inputCaption = element("figcaption");
@@ -225,6 +252,7 @@
         element("label", { for: `${uid}-bias`, text: "Bias" }),
         biasInput,
       ]),
+      problem,
     ]);
     const views = element("div", { class: "explorer__views" }, [
       element("figure", {}, [inputCanvas, inputCaption]),
@@ -245,13 +273,15 @@
     function showKernel() {
       weights.forEach((input, n) => {
         input.value = format(state.kernel[Math.floor(n / 3)][n % 3]);
+        input.setAttribute("aria-invalid", "false");
       });
+      showProblems();
     }
 
     function update() {
       const X = images[state.image];
       const scale = Math.max(1, Math.floor(DISPLAY / X[0].length));
-      draw(inputCanvas, X, scale, 1);
+      draw(inputCanvas, X, scale, { range: 1, photo: !inked.has(state.image) });
       const [height, width] = [X.length, X[0].length];
       const outH = outputSize(height, 3, state.stride, state.padding);
       const outW = outputSize(width, 3, state.stride, state.padding);
@@ -267,9 +297,13 @@
         "aria-label",
         `Feature map of the ${state.image}, ${outH} by ${outW} values`,
       );
-      const colours = diverging
+      let colours = diverging
         ? `red up to +${format(high)}, white 0, blue down to −${format(high)}`
-        : `black 0, white ${format(high)}`;
+        : `white 0, black ${format(high)}`;
+      if (high === 0) {
+        colours = "none: the map is 0 everywhere, drawn white";
+        outputCaption.textContent += ", 0 everywhere";
+      }
       summary.textContent =
         `Output size: ⌊(${height} + 2 × ${state.padding} − 3) / ${state.stride}⌋ + 1` +
         ` = ${outH} rows, and ${outW} columns. Colours: ${colours}.`;
@@ -293,30 +327,81 @@
       state.padding = Number(event.target.value);
       update();
     });
-    biasInput.addEventListener("input", () => {
-      const value = Number(biasInput.value);
-      if (biasInput.value.trim() === "" || !Number.isFinite(value)) return;
-      state.bias = value;
-      update();
-    });
-    weights.forEach((input, n) => {
-      input.addEventListener("input", () => {
-        const value = Number(input.value);
-        if (input.value.trim() === "" || !Number.isFinite(value)) return;
-        state.kernel[Math.floor(n / 3)][n % 3] = value;
-        presetMenu[1].value = "custom";
-        update();
+    /** Read a number field into the state (empty: 0), or mark it invalid
+     * and say, next to the fields, that the map keeps its last number. */
+    const fields = [
+      ...weights.map((input, n) => ({
+        input,
+        name: `Weight, row ${Math.floor(n / 3) + 1}, column ${(n % 3) + 1}`,
+        get: () => state.kernel[Math.floor(n / 3)][n % 3],
+        set: (value) => {
+          state.kernel[Math.floor(n / 3)][n % 3] = value;
+          presetMenu[1].value = "custom";
+        },
+      })),
+      {
+        input: biasInput,
+        name: "Bias",
+        get: () => state.bias,
+        set: (value) => {
+          state.bias = value;
+        },
+      },
+    ];
+    function showProblems() {
+      const bad = fields.filter((f) => f.input.getAttribute("aria-invalid") === "true");
+      problem.textContent = bad
+        .map((f) => `${f.name} is not a number: the map uses its last value, ${format(f.get())}.`)
+        .join(" ");
+    }
+    for (const field of fields) {
+      field.input.addEventListener("input", () => {
+        const value = fieldValue(field.input.value, field.input.validity.badInput);
+        field.input.setAttribute("aria-invalid", String(value === null));
+        if (value !== null) {
+          field.set(value);
+          update();
+        }
+        showProblems();
       });
-    });
+      field.input.addEventListener("change", () => {
+        // An emptied field is 0: say so in the field once it is left.
+        if (field.input.value.trim() === "" && !field.input.validity.badInput) {
+          field.input.value = "0";
+        }
+      });
+    }
     showKernel();
     update();
+    root.querySelector(".explorer__status")?.remove();
     root.dataset.ready = "true";
+  }
+
+  /** Say in the page, not only in the console, why the explorer did not
+   * start and how to open it so that it does. */
+  function showFailure(root, error) {
+    let status = root.querySelector(".explorer__status");
+    if (status === null) {
+      status = element("p", { class: "explorer__status", role: "status" });
+      root.prepend(status);
+    }
+    const cause =
+      location.protocol === "file:"
+        ? "Opened as a file from disk, the page may not read its own images. "
+        : "An image may have failed to load: try reloading the page. ";
+    status.replaceChildren(
+      `The explorer could not start (${String(error).replace(/\.$/, "")}). ${cause}`,
+      "It needs the site served by a web server: from a clone of the repository, run ",
+      element("code", { text: "make serve" }),
+      " and open the address it prints.",
+    );
   }
 
   function setUpAll() {
     for (const root of document.querySelectorAll(".explorer:not([data-ready])")) {
       setUp(root).catch((error) => {
         root.dataset.ready = "failed";
+        showFailure(root, error);
         console.error("convolution explorer:", error);
       });
     }
