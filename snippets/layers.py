@@ -347,11 +347,12 @@ record(
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
-for (name, (formula, measured)), color in zip(
-    growth.items(), ["tab:blue", "tab:orange"], strict=True
+# categories in orange and purple: red and blue mean sign in this book
+for (name, (formula, measured)), color, style in zip(
+    growth.items(), ["tab:orange", "tab:purple"], ["-", "--"], strict=True
 ):
     depth = np.arange(1, len(formula) + 1)
-    ax.plot(depth, formula, color=color, label=f"{name} (formula)")
+    ax.plot(depth, formula, style, color=color, label=f"{name} (formula)")
     ax.plot(
         depth,
         measured,
@@ -362,5 +363,5 @@ for (name, (formula, measured)), color in zip(
         label=f"{name} (measured)",
     )
 ax.set(xlabel="layers stacked", ylabel="receptive field side (pixels)")
-ax.legend(fontsize=8, frameon=False)
+ax.legend(fontsize=9, frameon=False)
 save_figure(fig, "growth")
