@@ -206,29 +206,40 @@ record(
 # %%
 # Where VGG-16 keeps its parameters, and where it spends its multiply-adds.
 labels = [f"conv{i + 1}" for i in range(13)] + ["fc6", "fc7", "fc8"]
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(8, 5.2), sharey=True)
 positions = np.arange(len(rows))
-colours = ["tab:blue" if r.kind == "Conv2d" else "tab:orange" for r in rows]
+KINDS = {  # kind: (legend, colour, hatch); not blue, which means negative
+    "Conv2d": ("3 × 3 convolution", "0.45", ""),
+    "Linear": ("fully connected", "tab:orange", "//"),
+}
 for ax, key, title in [
     (axes[0], "parameters", "parameters (millions)"),
-    (axes[1], "multiply_adds", "multiply-adds per image (billions)"),
+    (axes[1], "multiply_adds", "multiply-adds per image\n(billions)"),
 ]:
     scale = 1e6 if key == "parameters" else 1e9
-    ax.barh(positions, [getattr(r, key) / scale for r in rows], color=colours)
-    ax.set_title(title, fontsize=10)
+    for kind, (label, colour, hatch) in KINDS.items():
+        mine = [i for i, r in enumerate(rows) if r.kind == kind]
+        ax.barh(
+            positions[mine],
+            [getattr(rows[i], key) / scale for i in mine],
+            color=colour,
+            hatch=hatch,
+            edgecolor="white",
+            label=label,
+        )
+    ax.set_title(title, fontsize=12)
+    ax.tick_params(labelsize=11)
 axes[0].set_yticks(positions, labels)
 axes[0].invert_yaxis()
-fig.legend(
-    handles=[
-        plt.Rectangle((0, 0), 1, 1, color="tab:blue"),
-        plt.Rectangle((0, 0), 1, 1, color="tab:orange"),
-    ],
-    labels=["3 × 3 convolution", "fully connected"],
-    loc="lower center",
-    ncol=2,
-    bbox_to_anchor=(0.5, -0.06),
-)
 fig.tight_layout()
+fig.legend(
+    *axes[0].get_legend_handles_labels(),
+    loc="upper center",
+    ncol=2,
+    bbox_to_anchor=(0.5, 0.0),
+    fontsize=11,
+    frameon=False,
+)
 save_figure(fig, "vgg16_costs")
 
 # %% [markdown]

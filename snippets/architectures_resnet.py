@@ -224,22 +224,44 @@ record(
 )
 
 # %%
-fig, (loss_ax, gradient_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, (loss_ax, gradient_ax) = plt.subplots(1, 2, figsize=(9, 3.8))
 steps = np.arange(1, num_steps + 1)
-for kind, colour in [("plain", "tab:orange"), ("residual", "tab:purple")]:
+for kind, colour, line in [
+    ("plain", "tab:orange", "-"),
+    ("residual", "tab:purple", "--"),
+]:
     losses = np.array([r[0] for r in runs[kind]])
     gradients = np.array([r[1] for r in runs[kind]])
     for run in losses:
         loss_ax.plot(steps, run, color=colour, alpha=0.25, lw=0.8)
-    loss_ax.plot(steps, losses.mean(axis=0), color=colour, lw=2, label=kind)
-    gradient_ax.plot(steps, gradients.mean(axis=0), color=colour, label=kind)
+    loss_ax.plot(
+        steps, losses.mean(axis=0), color=colour, ls=line, lw=2, label=kind
+    )
+    gradient_ax.plot(
+        steps, gradients.mean(axis=0), color=colour, ls=line, lw=1.5, label=kind
+    )
 loss_ax.axhline(np.log(10), color="0.3", ls=":", label="chance (ln 10)")
 loss_ax.set(xlabel="mini-batch", ylabel="training loss (cross-entropy)")
-loss_ax.legend()
+loss_ax.legend(fontsize=11)
 gradient_ax.set_yscale("log")
+# Labelled ticks at 1, 2, 5 times powers of ten, as plain numbers: the
+# default labels every minor tick with a small exponent.
+low, high = gradient_ax.get_ylim()
+ticks = [
+    m * 10.0**e
+    for e in range(-3, 3)
+    for m in (1, 2, 5)
+    if low <= m * 10.0**e <= high
+]
+gradient_ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+gradient_ax.yaxis.set_minor_formatter(plt.NullFormatter())
 gradient_ax.set(
     xlabel="mini-batch", ylabel="gradient length at the first layer"
 )
-gradient_ax.legend()
+gradient_ax.legend(fontsize=11)
+for ax in (loss_ax, gradient_ax):
+    ax.tick_params(labelsize=11)
+    ax.xaxis.label.set_size(11)
+    ax.yaxis.label.set_size(11)
 fig.tight_layout()
 save_figure(fig, "training")

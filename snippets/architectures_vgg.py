@@ -105,13 +105,18 @@ fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
 epochs = np.arange(1, PROTOCOL["num_epochs"] + 1)
 for ax, (name, histories) in zip(axes, runs.items()):
     # Each seed its own marker and dash, so that runs lying on top of each
-    # other (at chance) stay visible.
-    styles = [("o", "-"), ("s", "--"), ("^", "-.")]
+    # other (at chance) stay visible; no blue or red, the colours of sign.
+    styles = [
+        ("k", "o", "-"),
+        ("tab:orange", "s", "--"),
+        ("tab:green", "^", "-."),
+    ]
     seeds = PROTOCOL["seeds"]
-    for (marker, dash), seed, history in zip(styles, seeds, histories):
+    for (colour, marker, dash), seed, history in zip(styles, seeds, histories):
         ax.plot(
             epochs,
             history["train_loss"],
+            color=colour,
             marker=marker,
             ls=dash,
             markersize=5,

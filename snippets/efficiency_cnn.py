@@ -251,7 +251,8 @@ panels = {
 }
 fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
 for ax, (title, values) in zip(axes, panels.items()):
-    bars = ax.bar(names, values, color=["tab:blue", "tab:green"])
+    # chapter 10's colours for the two layers; not blue, the colour of sign
+    bars = ax.bar(names, values, color=["tab:purple", "tab:green"])
     ax.bar_label(bars, fmt="{:,.0f}" if values[0] > 100 else "{:.1f}")
     ax.set_title(title, fontsize=10)
     ax.set_ylim(0, 1.2 * max(values))
@@ -261,7 +262,8 @@ fig.tight_layout()
 save_figure(fig, "costs")
 
 # %%
-colours = ["0.45", "tab:red", "0.65", "0.83", "0.93"]  # what we changed: red
+# What we changed in orange; red would read as a sign in this book.
+colours = ["0.45", "tab:orange", "0.65", "0.83", "0.93"]
 fig, ax = plt.subplots(figsize=(9, 2.6))
 for row, name in enumerate(names):
     left = 0.0
@@ -278,7 +280,7 @@ for row, name in enumerate(names):
                 ha="center",
                 va="center",
                 fontsize=9,
-                color="white" if colour in ("0.45", "tab:red") else "black",
+                color="white" if colour == "0.45" else "black",
             )
         left += width
 ax.set_yticks([0, 1], names)

@@ -106,21 +106,33 @@ record(
 
 # %%
 layers = np.arange(1, depth + 1)
-fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True, sharey="row")
+# Categories in colours other than the sign's red and blue, each with its own
+# marker and dashes; open markers let the curves that coincide show through.
+STYLES = {
+    "PyTorch default": dict(color="tab:green", marker="s", ls=":"),
+    "He": dict(color="k", marker="o", ls="-"),
+    "He ÷ 4": dict(color="0.55", marker="v", ls="--"),
+    "He × 4": dict(color="tab:brown", marker="^", ls="-."),
+}
+fig, axes = plt.subplots(2, 2, figsize=(8, 6), sharex=True, sharey="row")
 for col, batch_norm in enumerate((False, True)):
     for name in gains:
         stats = statistics[name, batch_norm]
-        axes[0, col].plot(layers, stats["activation_std"], "o-", label=name)
-        axes[1, col].plot(layers, stats["gradient_std"], "o-", label=name)
+        for row, key in enumerate(("activation_std", "gradient_std")):
+            axes[row, col].plot(
+                layers, stats[key], mfc="none", label=name, **STYLES[name]
+            )
     title = "with" if batch_norm else "without"
-    axes[0, col].set_title(f"{title} batch normalisation")
-    axes[1, col].set_xlabel("layer")
+    axes[0, col].set_title(f"{title} batch normalisation", fontsize=11)
+    axes[1, col].set_xlabel("layer", fontsize=11)
 for ax in axes.flat:
     ax.set_yscale("log")
-axes[0, 0].set_ylabel("std of the layer's output")
-axes[1, 0].set_ylabel("std of the gradient\nof its weights")
+    ax.set_xticks(layers)
+    ax.tick_params(labelsize=11)
+axes[0, 0].set_ylabel("std of the layer's output", fontsize=11)
+axes[1, 0].set_ylabel("std of the gradient\nof its weights", fontsize=11)
 axes[1, 0].legend(
-    loc="upper center", bbox_to_anchor=(1.1, -0.25), ncol=4, fontsize=9
+    loc="upper center", bbox_to_anchor=(1.1, -0.22), ncol=4, fontsize=11
 )
 save_figure(fig, "layers")
 
@@ -161,9 +173,9 @@ record(num_epochs=4, lr=0.003, num_seeds=len(seeds), num_val=len(data.X_val))
 fig, ax = plt.subplots(figsize=(8, 3.6))
 bar_width = 0.38
 positions = np.arange(len(gains))
-for offset, batch_norm, colour, label in [
-    (-bar_width / 2, False, "tab:red", "without batch normalisation"),
-    (bar_width / 2, True, "tab:blue", "with"),
+for offset, batch_norm, colour, hatch, label in [  # not red/blue: no sign
+    (-bar_width / 2, False, "tab:orange", "", "without batch normalisation"),
+    (bar_width / 2, True, "tab:purple", "//", "with"),
 ]:
     trials = [outcomes[name, batch_norm] for name in gains]
     ax.bar(
@@ -173,6 +185,8 @@ for offset, batch_norm, colour, label in [
         yerr=[t["std"] for t in trials],
         capsize=4,
         color=colour,
+        hatch=hatch,
+        edgecolor="white",
         label=label,
     )
 ax.axhline(0.1, color="0.5", ls=":", label="chance")

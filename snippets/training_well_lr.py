@@ -105,15 +105,16 @@ record(
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
-for bn, label, colour in [
-    (True, "with batch normalisation", "tab:blue"),
-    (False, "without", "tab:red"),
+for bn, label, colour, marker, line in [  # not red/blue: that pair is sign
+    (True, "with batch normalisation", "tab:purple", "o", "-"),
+    (False, "without", "tab:orange", "s", "--"),
 ]:
     ax.errorbar(
         lrs,
         means[bn],
         yerr=stds[bn],
-        marker="o",
+        marker=marker,
+        ls=line,
         capsize=4,
         color=colour,
         label=label,
@@ -202,17 +203,28 @@ record(
 )
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+SEED_STYLES = [("k", "-"), ("tab:green", "--"), ("tab:brown", "-.")]
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
 for ax, bn, title in [
     (axes[0], True, "with batch normalisation"),
     (axes[1], False, "without batch normalisation"),
 ]:
-    for seed in range(3):
+    for seed, (colour, line) in enumerate(SEED_STYLES):
         lr, loss = runs[bn, seed]
-        (line,) = ax.plot(lr, loss, label=f"seed {seed}")
-        ax.axvline(suggestions[bn][seed], color=line.get_color(), ls=":")
+        ax.plot(lr, loss, color=colour, ls=line, label=f"seed {seed}")
+        ax.axvline(suggestions[bn][seed], color=colour, ls=":")
     ax.set_xscale("log")
-    ax.set(xlabel="learning rate, growing at each step", title=title)
-axes[0].set(ylabel="training loss (smoothed)", ylim=(0, 4))
-axes[0].legend(fontsize=9)
+    ax.set_xlabel("learning rate, growing at each step", fontsize=11)
+    ax.set_title(title, fontsize=12)
+    ax.tick_params(labelsize=11)
+axes[0].set_ylabel("training loss (smoothed)", fontsize=11)
+axes[0].set_ylim(0, 4)
+fig.legend(
+    *axes[0].get_legend_handles_labels(),
+    loc="upper center",
+    bbox_to_anchor=(0.5, -0.04),
+    ncol=3,
+    fontsize=11,
+    frameon=False,
+)
 save_figure(fig, "range_test")

@@ -155,9 +155,17 @@ def draw_kernels(versions, shares_of, columns=8):
     ax = right.subplots()
     parts = ["mean\n(brightness)", "odd\n(edge)", "even, mean 0\n(line, spot)"]
     place = np.arange(3)
+    # Not blue: beside the kernels, blue means a negative weight.
+    colours = {"trained": "tab:purple", "initial": "0.6"}
     for i, name in enumerate(versions):
         share = shares_of[name].mean(dim=0)
-        ax.bar(place + (i - 0.5) * 0.38, share, 0.38, label=name)
+        ax.bar(
+            place + (i - 0.5) * 0.38,
+            share,
+            0.38,
+            color=colours.get(name),
+            label=name,
+        )
     ax.scatter(
         place,
         [1 / 9, 4 / 9, 4 / 9],
@@ -228,7 +236,7 @@ rng = np.random.default_rng(0)  # horizontal spread of the dots only
 for depth in (1, 2, 3):
     for offset, S, colour, label in [
         (-0.18, untrained[depth - 1], "0.6", "untrained"),
-        (0.18, selectivity[depth - 1], "tab:blue", "trained"),
+        (0.18, selectivity[depth - 1], "tab:purple", "trained"),
     ]:
         spread = offset + rng.uniform(-0.08, 0.08, len(S))
         ax.scatter(
@@ -244,18 +252,27 @@ for depth in (1, 2, 3):
             [S.median()] * 2,
             color="k",
             lw=2,
+            label="median" if depth == 1 and offset > 0 else None,
         )
     ax.plot(
         [depth - 0.35, depth + 0.35],
         [shuffled[depth - 1].median()] * 2,
-        color="tab:red",
+        color="tab:orange",
         ls="--",
         lw=1.5,
         label="chance: trained, labels shuffled" if depth == 1 else None,
     )
 ax.set_xticks([1, 2, 3], [f"block {d}" for d in (1, 2, 3)], fontsize=10)
-ax.set(ylabel="class selectivity of a channel", ylim=(0, 1))
-ax.legend(fontsize=10, loc="upper left")
+ax.set(ylabel="class selectivity of a channel", ylim=(0, 1.02))
+# Below the axes, not over them: a few untrained channels score near 1.
+ax.legend(
+    fontsize=10,
+    loc="upper center",
+    bbox_to_anchor=(0.5, -0.12),
+    ncol=2,
+    markerscale=2,
+    frameon=False,
+)
 save_figure(fig, "selectivity")
 
 # %%
