@@ -56,9 +56,9 @@ record(
 K = np.arange(1.0, 10.0).reshape(3, 3)  # asymmetric: every entry different
 impulse = np.zeros((1, 5, 5))  # one channel, (C, H, W)
 impulse[0, 2, 2] = 1.0  # one bright pixel
-correlated = conv2d(impulse, K[None, None], padding=1)[0]  # what torch does
+correlated = conv2d_loops(impulse, K[None, None], padding=1)[0]  # as torch
 flipped = K[::-1, ::-1]  # rotated by 180 degrees
-convolved = conv2d(impulse, flipped[None, None], padding=1)[0]  # true conv.
+convolved = conv2d_loops(impulse, flipped[None, None], padding=1)[0]  # conv.
 print(correlated[1:4, 1:4], convolved[1:4, 1:4], sep="\n")
 # --8<-- [end:flip]
 record(
@@ -233,6 +233,10 @@ try:
 except ValueError as error:
     print(error)
 # --8<-- [end:errors]
+try:  # again, to keep the message: `error` is gone after its except block
+    conv2d(np.zeros((2, 4, 8, 8)), np.zeros((6, 3, 3, 3)))
+except ValueError as again:
+    record(channel_error=str(again))
 
 # %% [markdown]
 # ## Groups: which inputs each output sees

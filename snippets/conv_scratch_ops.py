@@ -202,12 +202,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     X, K, b, geo, batched = check_conv2d_arguments(
         x, weight, bias, stride, padding, dilation, groups
     )
-    N, G = len(X), geo.groups
+    N, n_groups = len(X), geo.groups
     C_out, H_out, W_out = len(K), *geo.out_size
     cols = im2col(pad(X, geo.pads), K.shape[2:], geo.stride, geo.dilation)
-    cols = cols.reshape(N, G, -1, H_out * W_out)  # each group's rows
-    K_rows = K.reshape(G, C_out // G, -1)  # one row per kernel
-    Y = K_rows @ cols  # (N, G, C_out / G, H_out * W_out)
+    cols = cols.reshape(N, n_groups, -1, H_out * W_out)  # each group's rows
+    K_rows = K.reshape(n_groups, C_out // n_groups, -1)  # one row per kernel
+    Y = K_rows @ cols  # (N, groups, C_out / groups, H_out * W_out)
     Y = Y.reshape(N, C_out, H_out, W_out)
     if bias is not None:
         Y += b[:, None, None]

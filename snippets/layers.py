@@ -152,6 +152,8 @@ record(
     linear_fit_error=linear_error,
     relu_fit_error=relu_error,
     relu_fit_error_se=resampled.std(),
+    # The error is a ratio of lengths; its square, of sums of squares.
+    relu_fit_residual_energy=relu_error**2,
     fit_images=len(images),
 )
 
@@ -289,6 +291,12 @@ record(
         for depth, gradient in enumerate(gradients, start=1)
     }
 )
+
+# The path count's centre share, the baseline for the trained network's
+# (layers_cnn.py): the 18 × 18 field without a 5-pixel border, as there.
+rows, cols = torch.nonzero(gradients[-1] > 0, as_tuple=True)
+field = gradients[-1][rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+record(probe_centre_share=field[5:-5, 5:-5].sum() / field.sum())
 
 # %%
 names = ["conv 1", "pool 1", "conv 2", "pool 2", "conv 3"]

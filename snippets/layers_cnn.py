@@ -53,8 +53,12 @@ print(count_parameters(net), "parameters")
 
 # %%
 # --8<-- [start:trials]
+nets = []  # each seed's net, trained in place: used again further down
+
+
 def make_net():
-    return SmallCNN(image_size=24)
+    nets.append(SmallCNN(image_size=24))
+    return nets[-1]
 
 
 shifted = run_trials(make_net, data)  # book.PROTOCOL: seeds, epochs, Adam
@@ -216,6 +220,32 @@ resampled = [
     for _ in range(200)
 ]
 centre = box[margin:-margin, margin:-margin]
+
+
+def seed_share(net):
+    """The centre share of net's mean |gradient| over the test set."""
+    body = nn.Sequential(*net.blocks)
+    return centre_share(input_gradient(body, data.X_test).mean(dim=0))
+
+
+# The same share for every seed's trained net, and for untrained nets with
+# the same initialisations (batch norm's running statistics still 0 and 1):
+# how much of the concentration training adds or removes.
+trained_shares = [float(seed_share(trained)) for trained in nets]
+untrained_shares = []
+for seed in PROTOCOL["seeds"]:
+    torch.manual_seed(seed)
+    untrained_shares.append(float(seed_share(SmallCNN(image_size=24))))
+print("trained:", [f"{s:.3f}" for s in trained_shares])
+print("untrained:", [f"{s:.3f}" for s in untrained_shares])
+record(
+    centre_share_seeds=trained_shares,
+    centre_share_seeds_mean=torch.tensor(trained_shares).mean(),
+    centre_share_seeds_std=torch.tensor(trained_shares).std(),
+    centre_share_untrained=untrained_shares,
+    centre_share_untrained_mean=torch.tensor(untrained_shares).mean(),
+    centre_share_untrained_std=torch.tensor(untrained_shares).std(),
+)
 record(
     field_top=top,
     field_left=left,

@@ -283,6 +283,13 @@ def test_the_formula_agrees_with_every_real_shape(results):
     assert scratch["floor_example_out"] == 2
 
 
+def test_the_quoted_error_names_both_shapes(results):
+    """The chapter quotes the channel-mismatch message the snippet printed."""
+    message = results["conv_scratch"]["channel_error"]
+    assert "(2, 4, 8, 8)" in message and "(6, 3, 3, 3)" in message
+    assert "4 channels" in message and "expects 3" in message
+
+
 def test_the_impulse_shows_the_flip(results):
     scratch = results["conv_scratch"]
     assert scratch["impulse_reproduces_flipped_kernel"]

@@ -57,3 +57,18 @@ def test_the_verdicts_match_the_measured_speeds(speed):
 def test_the_counts_the_chapter_quotes(speed):
     assert speed["target_output_numbers"] == 32 * 16 * 64 * 64
     assert speed["column_length"] == 3 * 3 * 3
+
+
+def test_the_loops_factor_is_quoted_to_one_significant_figure(speed):
+    """The loops' time is one call: the chapter gives the factor rounded."""
+    factor = speed["loops_to_numpy_largest"]
+    assert speed["loops_to_numpy_rounded"] == float(f"{factor:.1g}")
+
+
+def test_what_the_chapter_reads_from_onednn_s_log(speed):
+    """The chapter: a jit: implementation (not gemm:) compiled for AVX-512,
+    the direct algorithm, and the same implementation at the largest size."""
+    implementation = speed["torch_conv_implementation"]
+    assert implementation.startswith("jit:") and "avx512" in implementation
+    assert speed["torch_conv_algorithm"] == "convolution_direct"
+    assert speed["torch_conv_implementation_largest"] == implementation

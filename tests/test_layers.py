@@ -1,6 +1,7 @@
 """Chapter 4: stacking, pooling, the receptive field, and a small CNN."""
 
 import importlib
+import math
 
 import numpy as np
 import pytest
@@ -64,6 +65,11 @@ def test_no_single_kernel_reproduces_a_relu_between(results, claim):
         stack["relu_fit_error"] - stack["linear_fit_error"],
         stack["relu_fit_error_se"],
         z=10,
+    )
+    # The chapter quotes the error (a ratio of lengths) and its square (a
+    # ratio of sums of squares).
+    assert stack["relu_fit_residual_energy"] == pytest.approx(
+        stack["relu_fit_error"] ** 2
     )
 
 
@@ -153,6 +159,51 @@ def test_the_centre_of_the_field_counts_most(results, claim):
         cnn["centre_share"] - cnn["centre_area_share"],
         cnn["centre_share_se"],
     )
+
+
+def test_the_centre_share_against_path_counting_and_untrained_nets(results, claim):
+    """The chapter: the probe's path count puts more of the gradient in the
+    centre than the networks do; untrained networks already concentrate it
+    (more than the centre's share of the area); trained and untrained shares
+    differ by less than their uncertainty. The uncertainty of a mean over
+    seeds: the seed spread over the root of the number of seeds, and the
+    test set's (the bootstrap standard error of one network's share)."""
+    cnn, probe = results["layers_cnn"], results["layers"]["probe_centre_share"]
+    seeds = len(cnn["centre_share_seeds"])
+    assert seeds == len(cnn["centre_share_untrained"]) == cnn["num_seeds"]
+    trained_se = math.hypot(
+        cnn["centre_share_seeds_std"] / math.sqrt(seeds), cnn["centre_share_se"]
+    )
+    untrained_se = math.hypot(
+        cnn["centre_share_untrained_std"] / math.sqrt(seeds),
+        cnn["centre_share_se"],
+    )
+    trained, untrained = (
+        cnn["centre_share_seeds_mean"],
+        cnn["centre_share_untrained_mean"],
+    )
+    claim.exceeds(
+        "path counting puts more of the gradient in the centre than training",
+        probe - trained,
+        trained_se,
+    )
+    claim.exceeds(
+        "path counting puts more in the centre than untrained networks",
+        probe - untrained,
+        untrained_se,
+    )
+    claim.exceeds(
+        "untrained networks already concentrate the gradient in the centre",
+        untrained - cnn["centre_area_share"],
+        untrained_se,
+    )
+    claim.within(
+        "training leaves the centre's share where it was",
+        trained - untrained,
+        math.hypot(trained_se, untrained_se),
+    )
+    # The drawn network is one of the three seeds.
+    assert cnn["centre_share"] in cnn["centre_share_seeds"]
 
 
 @pytest.mark.parametrize("layer", [(3,), (0, 1), (3, 0), (3, 1.5), (3, 1, 1)], ids=str)

@@ -6,9 +6,13 @@ seeds) and the test set's sampling error (binomial, 450 test images).
 """
 
 import math
+from pathlib import Path
 
 import pytest
+import torch
 from claims import binomial_se
+
+from book import LearnedKernelSoftmax
 
 ROWS = {  # row -> dataset -> snippet that recorded it
     "fixed": {"digits": "learn_kernel_task", "shifted": "learn_kernel_task"},
@@ -74,6 +78,39 @@ def test_the_steps_reproduce_the_end_rows_parameter_counts(results, table):
     steps = results["layers_cnn_digits"]
     assert steps["bank_parameters"] == table["many_kernels"]["shifted"]["parameters"]
     assert steps["cnn_parameters"] == table["cnn"]["shifted"]["parameters"]
+
+
+def kernel_stack_class():
+    """KernelStack from layers_cnn_digits.py, without running the snippet's
+    training: its class section, executed on its own."""
+    import book
+
+    source = (Path(book.__file__).parent / "layers_cnn_digits.py").read_text()
+    start = source.index("# --8<-- [start:stack]")
+    end = source.index("# --8<-- [end:stack]")
+    namespace = {"nn": torch.nn}
+    exec(source[start:end], namespace)  # noqa: S102 - the book's own code
+    return namespace["KernelStack"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_flatten_kernel_stack_is_chapter_3_s_bank(seed):
+    """The chapter: the second table's first row (chapter 3's
+    LearnedKernelSoftmax) is KernelStack((16,), head="flatten"): the same
+    layers, created in the same order, so one seed gives both the same
+    initial weights, and the same weights give the same outputs."""
+    KernelStack = kernel_stack_class()
+    torch.manual_seed(seed)
+    bank = LearnedKernelSoftmax(16, image_size=24)
+    torch.manual_seed(seed)
+    stack = KernelStack((16,), batch_norm=False, head="flatten")
+    bank_weights = [p.detach() for p in bank.parameters()]
+    stack_weights = [p.detach() for p in stack.parameters()]
+    assert [w.shape for w in bank_weights] == [w.shape for w in stack_weights]
+    for a, b in zip(bank_weights, stack_weights, strict=True):
+        assert torch.equal(a, b)
+    X = torch.rand(4, 1, 24, 24)
+    torch.testing.assert_close(bank(X), stack(X), rtol=0, atol=0)
 
 
 def test_fixed_bank_and_cnn_get_most_native_digits_right(table, num_test, claim):
