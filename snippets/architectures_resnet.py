@@ -62,6 +62,8 @@ X, y = data.X_train[:64], data.y_train[:64]
 blocks = [1, 2, 4, 8, 16, 32]
 norms = {"plain": [], "residual": []}
 for num_blocks in blocks:
+    # One stage of 8 channels at stride 1: every "projection" shortcut here
+    # is an identity (a 1 × 1 projection only where the shape changes).
     for kind, shortcut in [("plain", None), ("residual", "projection")]:
         per_seed = []
         for seed in PROTOCOL["seeds"]:
@@ -141,6 +143,7 @@ def train_steps(net, data, num_steps, seed):
 
 num_blocks, num_steps = 16, 60  # 34 layers, about an epoch and a half
 runs = {"plain": [], "residual": []}
+# Every shortcut an identity, as above: one stage, one width, stride 1.
 for kind, shortcut in [("plain", None), ("residual", "projection")]:
     for seed in PROTOCOL["seeds"]:
         torch.manual_seed(seed)
@@ -158,6 +161,12 @@ plain_loss, residual_loss = (
 record(
     stack_layers=2 * num_blocks + 2,
     stack_steps=num_steps,
+    num_train=len(data.X_train),
+    stack_epochs=num_steps / (len(data.X_train) // PROTOCOL["batch_size"]),
+    # the standard error of each mean over the seeds: s / sqrt(k)
+    plain_final_loss_se=plain_loss.std(ddof=1) / np.sqrt(len(plain_loss)),
+    residual_final_loss_se=residual_loss.std(ddof=1)
+    / np.sqrt(len(residual_loss)),
     stack_last_steps=last,
     plain_final_loss=plain_loss.mean(),
     plain_final_loss_std=plain_loss.std(ddof=1),
@@ -185,6 +194,8 @@ crossing = int(np.argmax(below))  # the first mini-batch where it is below
 record(
     first_step_gradient_ratio=plain_mean[0] / residual_mean[0],
     gradient_crossing_step=crossing + 1,
+    # the prose's "about": a crossing of two noisy three-seed means
+    gradient_crossing_about=int(10 * round((crossing + 1) / 10)),
     gradient_below_share_after=below[crossing:].mean(),
     # per seed pair: log10 of plain over residual, first step and last steps
     first_step_gradient_log_ratios=np.log10(
@@ -237,8 +248,10 @@ for kind, colour, line in [
     loss_ax.plot(
         steps, losses.mean(axis=0), color=colour, ls=line, lw=2, label=kind
     )
+    for run in gradients:
+        gradient_ax.plot(steps, run, color=colour, alpha=0.25, lw=0.8)
     gradient_ax.plot(
-        steps, gradients.mean(axis=0), color=colour, ls=line, lw=1.5, label=kind
+        steps, gradients.mean(axis=0), color=colour, ls=line, lw=2, label=kind
     )
 loss_ax.axhline(np.log(10), color="0.3", ls=":", label="chance (ln 10)")
 loss_ax.set(xlabel="mini-batch", ylabel="training loss (cross-entropy)")

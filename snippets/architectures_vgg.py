@@ -68,6 +68,18 @@ def epochs_at_chance(history):
     return int(learning[0]) if len(learning) else len(losses)
 
 
+def mean_se(values, num_test=None):
+    """The standard error of a mean over k seeds, as the chapter's tests
+    compute it: the seed spread s²/k, plus for an accuracy the test set's
+    p(1-p)/n, with p smoothed to (pn+1)/(n+2) so that it is never 0 or 1."""
+    values = np.asarray(values, dtype=float)
+    variance = values.var(ddof=1) / len(values)
+    if num_test is not None:
+        p = (values.mean() * num_test + 1) / (num_test + 2)
+        variance += p * (1 - p) / num_test
+    return float(np.sqrt(variance))
+
+
 for key, name, batch_norm in [
     ("vgg_plain", "without normalisation", False),
     ("vgg", "with batch normalisation", True),
@@ -79,6 +91,7 @@ for key, name, batch_norm in [
             f"row_{key}_mean": np.mean(final),
             f"row_{key}_std": np.std(final, ddof=1),  # sample std over seeds
             f"row_{key}_accuracies": final,
+            f"row_{key}_se": mean_se(final, len(data.y_test)),
             f"{key}_epochs_at_chance": stalled,
             f"row_{key}_worst": min(final),
             f"row_{key}_best": max(final),
@@ -91,6 +104,32 @@ for key, name, batch_norm in [
             ),
         }
     )
+# The two gaps the chapter reports, each with its standard error; whole
+# epochs also carry their rounding (sd 1/sqrt(12)), so that identical counts
+# still have an error.
+final = {
+    name: [history["test_accuracy"][-1] for history in histories]
+    for name, histories in runs.items()
+}
+stalled = {
+    name: [epochs_at_chance(history) for history in histories]
+    for name, histories in runs.items()
+}
+plain, normalised = "without normalisation", "with batch normalisation"
+record(
+    vgg_accuracy_gap=np.mean(final[normalised]) - np.mean(final[plain]),
+    vgg_accuracy_gap_se=np.hypot(
+        mean_se(final[normalised], len(data.y_test)),
+        mean_se(final[plain], len(data.y_test)),
+    ),
+    vgg_chance_epochs_gap=np.mean(stalled[plain])
+    - np.mean(stalled[normalised]),
+    vgg_chance_epochs_gap_se=np.sqrt(
+        mean_se(stalled[plain]) ** 2
+        + mean_se(stalled[normalised]) ** 2
+        + 1 / 12
+    ),
+)
 record(
     row_vgg_multiply_adds=sum(
         row.multiply_adds for row in layer_costs(vgg_mini(), (1, 24, 24))
@@ -126,5 +165,12 @@ for ax, (name, histories) in zip(axes, runs.items()):
     ax.axhline(np.log(10), color="0.3", ls=":", label="chance (ln 10)")
     ax.set(title=f"VGG, {name}", xlabel="epoch", ylim=(0, 2.6))
 axes[0].set_ylabel("training loss (mean over the epoch)")
-axes[1].legend(loc="lower left")
+# One legend for both panels (the seeds are the same), outside them.
+fig.legend(
+    *axes[0].get_legend_handles_labels(),
+    loc="upper center",
+    bbox_to_anchor=(0.5, 0),
+    ncol=4,
+    frameon=False,
+)
 save_figure(fig, "vgg_runs")

@@ -36,11 +36,11 @@ from architectures_ops import (
     standardise,
     vgg_mini,
 )
-from claims import binomial_se, sample_sd
+from claims import binomial_se, difference_se, mean_se, sample_sd
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from book import Split, count_parameters, receptive_field
+from book import PROTOCOL, Split, count_parameters, receptive_field
 
 MILLION, BILLION = 1e6, 1e9
 
@@ -599,8 +599,9 @@ def gap(results, a, b):
 
 
 def test_every_normalised_network_learns(results, claim):
-    """The summary: with normalisation all the patterns learn (far above the
-    10 % of guessing)."""
+    """The summary: with batch normalisation AlexNet and VGG learn, as do
+    ResNet (which has it) and LeNet-5 (without it): far above the 10 % of
+    guessing."""
     for name in LEARNING:
         claim.exceeds(
             f"{name}, scaled down, learns: above chance",
@@ -623,12 +624,20 @@ def test_vgg_stalls_without_normalisation_and_learns_with_it(results, claim):
         effect=np.mean(plain) - np.mean(normalised),
         uncertainty=math.hypot(se_of_mean(plain), se_of_mean(normalised), rounding),
     )
+    epochs_se = math.hypot(se_of_mean(plain), se_of_mean(normalised), rounding)
+    # the gap in epochs and its standard error, as the chapter prints them
+    assert vgg["vgg_chance_epochs_gap"] == pytest.approx(
+        np.mean(plain) - np.mean(normalised)
+    )
+    assert vgg["vgg_chance_epochs_gap_se"] == pytest.approx(epochs_se)
     effect, se = gap(results, "vgg", "vgg_plain")
     claim.exceeds(
         "VGG with normalisation ends more accurate than without",
         effect=effect,
         uncertainty=se,
     )
+    assert vgg["vgg_accuracy_gap"] == pytest.approx(effect)
+    assert vgg["vgg_accuracy_gap_se"] == pytest.approx(se)
     assert vgg["vgg_plain_fewest_epochs_at_chance"] == min(plain)
     # the summary: "sits at chance for its first epochs on every seed"
     assert min(plain) > max(normalised)
@@ -696,6 +705,18 @@ def test_table_std_is_the_sample_std_of_the_seeds(results):
         accs = snippet[f"row_{name}_accuracies"]
         assert snippet[f"row_{name}_std"] == pytest.approx(sample_sd(accs))
         assert snippet[f"row_{name}_mean"] == pytest.approx(np.mean(accs))
+        # the standard errors the chapter prints are the claim tests' own
+        se = mean_se(accs, num_test(results))
+        assert snippet[f"row_{name}_se"] == pytest.approx(se)
+        assert se == pytest.approx(row_se(results, name))
+    vgg = rows(results)["vgg"]
+    assert vgg["vgg_accuracy_gap_se"] == pytest.approx(
+        difference_se(
+            vgg["row_vgg_accuracies"],
+            vgg["row_vgg_plain_accuracies"],
+            num_test(results),
+        )
+    )
 
 
 # What residual connections fix ---------------------------------------------------
@@ -782,6 +803,9 @@ def test_the_residual_stack_trains_the_plain_one_stays_at_chance(results, claim)
         effect=chance - np.mean(residual),
         uncertainty=se_of_mean(residual),
     )
+    # the standard errors the chapter prints beside these two comparisons
+    assert resnet["plain_final_loss_se"] == pytest.approx(se_of_mean(plain))
+    assert resnet["residual_final_loss_se"] == pytest.approx(se_of_mean(residual))
     claim.exceeds(
         "residual stack's final loss is below the plain stack's",
         effect=np.mean(plain) - np.mean(residual),
@@ -811,6 +835,10 @@ def test_in_training_the_plain_gradient_falls_to_the_residual_one(results, claim
     )
     # The mean of the seeds does cross below: the crossing is a real one.
     assert 1 < resnet["gradient_crossing_step"] < resnet["stack_steps"]
+    # "after about N mini-batches": N is the crossing to the nearest ten
+    about = resnet["gradient_crossing_about"]
+    assert about % 10 == 0
+    assert abs(resnet["gradient_crossing_step"] - about) <= 5
     assert resnet["gradient_below_share_after"] > 0.5
     assert resnet["late_gradient_ratio"] < 1
 
@@ -901,6 +929,27 @@ def test_chapter_4_s_cnn_costs_several_times_the_scaled_down_ones(results):
     for name, snippet in rows(results).items():
         key = "vgg" if name == "vgg_plain" else name
         assert reference > 2 * snippet[f"row_{key}_multiply_adds"], name
+
+
+def test_the_training_run_is_about_an_epoch_and_a_half(results):
+    """The chapter prints the run's length in epochs: mini-batches over the
+    batches of one epoch (book.mini_batches: n // batch_size of them)."""
+    resnet = results["architectures_resnet"]
+    batches_per_epoch = resnet["num_train"] // PROTOCOL["batch_size"]
+    assert resnet["stack_epochs"] == pytest.approx(
+        resnet["stack_steps"] / batches_per_epoch
+    )
+    assert 1 < resnet["stack_epochs"] < 2
+    assert resnet["stack_layers"] == 34
+
+
+def test_the_deep_stack_s_shortcuts_are_all_identities():
+    """The chapter: with one stage at one width and stride 1, every shortcut
+    of the residual stack is the identity, although it asks for projections."""
+    net = deep_stack(16, "projection")
+    blocks = [m for m in net.modules() if isinstance(m, BasicBlock)]
+    assert len(blocks) == 16
+    assert all(isinstance(block.shortcut, nn.Identity) for block in blocks)
 
 
 def test_the_two_stacks_differ_only_in_their_additions(results):
