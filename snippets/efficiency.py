@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 from skimage import data as sample_images
 from skimage.color import rgb2gray
@@ -119,7 +120,7 @@ record(
 # %%
 def draw_connections(ax, conv, title):
     """Each output channel's kernel for each input channel, as a grid of
-    cells; a blank cell: that output does not read that input."""
+    cells; a grey cell: that output does not read that input."""
     K = dense_weight(conv).detach().numpy()  # (C_out, C_in, k, k)
     C_out, C_in, k = K.shape[0], K.shape[1], K.shape[2]
     cell = 4  # pixels per cell: a 3 × 3 kernel and a gap
@@ -129,6 +130,12 @@ def draw_connections(ax, conv, title):
             if np.any(K[o, c]):
                 top, left = o * cell + (3 - k) // 2, c * cell + (3 - k) // 2
                 grid[top : top + k, left : left + k] = K[o, c]
+    absent = np.full_like(grid, np.nan)  # light grey where no kernel is
+    for o in range(C_out):
+        for c in range(C_in):
+            if not np.any(K[o, c]):
+                absent[o * cell : o * cell + 3, c * cell : c * cell + 3] = 1
+    ax.imshow(absent, cmap=ListedColormap(["0.85"]))
     limit = np.nanmax(np.abs(grid))
     shown = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
     ax.set_xticks(np.arange(C_in) * cell + 1, np.arange(1, C_in + 1))
@@ -166,7 +173,7 @@ fig.legend(
     handles=[
         Patch(color="tab:red", label="positive weight"),
         Patch(color="tab:blue", label="negative weight"),
-        Patch(facecolor="white", edgecolor="0.6", label="no connection"),
+        Patch(color="0.85", label="no connection"),
     ],
     loc="upper center",
     ncol=3,

@@ -27,6 +27,7 @@ from book import (
 from efficiency_ops import (
     SeparableCNN,
     cnn_cost,
+    compare,
     conv_cost,
     count_mult_adds,
     interleaved_times,
@@ -126,30 +127,23 @@ steps = interleaved_times(
     },
     rounds=30,
 )
-passes = interleaved_times(
-    {
-        name: (lambda net=net: test_pass(net, data.X_test))
-        for name, net in nets.items()
-    },
-    rounds=10,
-)
 step = {name: np.median(t) for name, t in steps.items()}
-inference = {name: np.median(t) for name, t in passes.items()}
-for name in nets:
-    print(
-        f"{name:>9}: {step[name] * 1e3:.1f} ms per training step, "
-        f"{inference[name] * 1e3:.1f} ms per pass over the test set"
-    )
-# --8<-- [end:race]
 step_ratio = speed_ratio(steps["standard"], steps["separable"])
+step_words = compare(*step_ratio)  # the separable step: "faster than", ...
+for name in nets:
+    print(f"{name:>9}: {step[name] * 1e3:.1f} ms per training step")
+print(f"separable step {step_words} standard: {step_ratio[0]:.3f} times")
+# --8<-- [end:race]
 record(
     step_ms_standard=step["standard"] * 1e3,
     step_ms_separable=step["separable"] * 1e3,
-    test_pass_ms_standard=inference["standard"] * 1e3,
-    test_pass_ms_separable=inference["separable"] * 1e3,
+    step_quartiles_ms={
+        name: (np.percentile(t, [25, 75]) * 1e3).tolist()
+        for name, t in steps.items()
+    },
     step_ratio=step_ratio[0],
     step_ratio_se=step_ratio[1],
-    test_pass_ratio=speed_ratio(passes["standard"], passes["separable"])[0],
+    step_words=step_words,
     num_test=len(data.X_test),
     batch_size=PROTOCOL["batch_size"],
 )
@@ -190,8 +184,12 @@ calls = {
 calls |= {
     (name, "head"): head_call(net, data.X_test) for name, net in nets.items()
 }
+calls |= {  # and the whole pass, in the same rounds as its parts
+    (name, "whole pass"): (lambda net=net: test_pass(net, data.X_test))
+    for name, net in nets.items()
+}
 with torch.no_grad():
-    times = interleaved_times(calls, rounds=10)  # every layer, in turns
+    times = interleaved_times(calls, rounds=20)  # every layer, in turns
 
 
 def part(layer):
@@ -216,14 +214,61 @@ PARTS = [
 ]
 rounds = {name: {p: 0.0 for p in PARTS} for name in nets}  # s, per round
 for (name, layer), t in times.items():
-    rounds[name][part(layer)] = rounds[name][part(layer)] + t
+    if layer != "whole pass":
+        rounds[name][part(layer)] = rounds[name][part(layer)] + t
 ms = {
     name: {p: float(np.median(rounds[name][p])) * 1e3 for p in PARTS}
     for name in nets
 }
+whole = {name: times[name, "whole pass"] for name in nets}
 for name in nets:
     print(f"{name}:", ", ".join(f"{p} {ms[name][p]:.1f} ms" for p in PARTS))
+    print(f"  the whole pass: {np.median(whole[name]) * 1e3:.1f} ms")
 # --8<-- [end:breakdown]
+parts_sum = {name: sum(rounds[name].values()) for name in nets}
+pass_ratio = speed_ratio(whole["standard"], whole["separable"])
+gap = speed_ratio(whole["standard"], parts_sum["standard"])
+changed = speed_ratio(
+    rounds["standard"]["convolutions 2 and 3"],
+    rounds["separable"]["convolutions 2 and 3"],
+)
+same = {  # layers the two networks share: how far their times differ
+    p: speed_ratio(rounds["standard"][p], rounds["separable"][p])
+    for p in ("convolution 1", "max pools")
+}
+# The pools' input: 16 maps of 24 × 24 and 32 of 12 × 12 per image.
+pool_numbers = len(data.X_test) * (16 * 24 * 24 + 32 * 12 * 12)
+record(
+    test_pass_ms_standard=float(np.median(whole["standard"])) * 1e3,
+    test_pass_ms_separable=float(np.median(whole["separable"])) * 1e3,
+    test_pass_ratio=pass_ratio[0],
+    test_pass_ratio_se=pass_ratio[1],
+    test_pass_words=compare(*pass_ratio),
+    pass_over_parts=gap[0],
+    pass_over_parts_se=gap[1],
+    pass_vs_parts=compare(
+        *gap,
+        words=(
+            "less time than its parts added up to",
+            "about as long as its parts added up to",
+            "longer than its parts added up to",
+        ),
+    ),
+    changed_time_ratio=changed[0],
+    changed_words=compare(*changed),
+    changed_time_ratio_se=changed[1],
+    **{
+        f"same_{SLUG}_ratio": same[p][0]
+        for p, SLUG in [("convolution 1", "first_conv"), ("max pools", "pool")]
+    },
+    **{
+        f"same_{SLUG}_ratio_se": same[p][1]
+        for p, SLUG in [("convolution 1", "first_conv"), ("max pools", "pool")]
+    },
+    pool_million_numbers=pool_numbers / 1e6,
+    pool_numbers_per_ns=pool_numbers / (ms["standard"]["max pools"] * 1e6),
+    whole_pass_rounds_ms={n: (w * 1e3).tolist() for n, w in whole.items()},
+)
 SLUGS = dict(zip(PARTS, ["first_conv", "changed", "pool", "norm_relu", "head"]))
 record(
     **{f"{name}_{SLUGS[p]}_ms": ms[name][p] for name in nets for p in PARTS},
@@ -238,8 +283,6 @@ record(
         / sum(ms[name].values())
         for name in nets
     },
-    changed_time_ratio=ms["standard"]["convolutions 2 and 3"]
-    / ms["separable"]["convolutions 2 and 3"],
 )
 
 # %%
@@ -247,12 +290,18 @@ names = ["standard", "separable"]
 panels = {
     "parameters": [count_parameters(nets[n]) for n in names],
     "multiply-adds per image": [count_mult_adds(nets[n], X) for n in names],
-    "ms per training step": [step[n] * 1e3 for n in names],
+    "ms per forward + backward": [step[n] * 1e3 for n in names],
 }
 fig, axes = plt.subplots(1, 3, figsize=(9, 2.8))
 for ax, (title, values) in zip(axes, panels.items()):
     # chapter 10's colours for the two layers; not blue, the colour of sign
-    bars = ax.bar(names, values, color=["tab:purple", "tab:green"])
+    errors = None
+    if title.startswith("ms"):  # the spread over the rounds, as in speed.svg
+        quartiles = np.array([np.percentile(steps[n], [25, 75]) for n in names])
+        errors = np.abs(quartiles.T * 1e3 - np.array(values))
+    bars = ax.bar(
+        names, values, yerr=errors, capsize=3, color=["tab:purple", "tab:green"]
+    )
     ax.bar_label(bars, fmt="{:,.0f}" if values[0] > 100 else "{:.1f}")
     ax.set_title(title, fontsize=10)
     ax.set_ylim(0, 1.2 * max(values))

@@ -150,6 +150,7 @@ class SeparableCNN(SmallCNN):
 # --8<-- [end:separable-cnn]
 
 
+# --8<-- [start:cnn-cost]
 def cnn_cost(image_size=24, channels=(16, 32, 64), separable=False):
     """Chapter 10. Parameters and multiply-adds per image of SmallCNN (or
     SeparableCNN) on one-channel images, by formula, layer by layer."""
@@ -168,24 +169,30 @@ def cnn_cost(image_size=24, channels=(16, 32, 64), separable=False):
     return total + Cost(10 * C_in + 10, 10 * C_in)  # the linear layer
 
 
+# --8<-- [end:cnn-cost]
+
+
 # --8<-- [start:timer]
-def interleaved_times(fns, rounds=30):
+def interleaved_times(fns, rounds=30, seed=0):
     """Chapter 10. CPU seconds of every call: {name: (rounds,) array}.
 
-    In each round every function runs once, in turn, so that a moment of
-    heavy load on the machine falls on all of them alike. CPU time leaves
-    out the moments when other programs had the processor.
+    In each round every function runs once, in an order shuffled anew each
+    round, so that a moment of heavy load on the machine, or an effect of
+    running just after another function, falls on all of them alike. CPU
+    time leaves out the moments when other programs had the processor.
     """
     if not isinstance(rounds, int) or rounds < 3:
         raise ValueError(f"rounds must be an int of at least 3, got {rounds!r}")
     for fn in fns.values():
         fn()  # the first call pays for allocating memory, loading code
+    names = list(fns)
+    order = np.random.default_rng(seed)  # its own generator: seeds unchanged
     times = {name: [] for name in fns}
     for _ in range(rounds):
-        for name, fn in fns.items():
+        for i in order.permutation(len(names)):
             start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
+            fns[names[i]]()
+            times[names[i]].append(time.process_time() - start)
     return {name: np.array(seconds) for name, seconds in times.items()}
 
 

@@ -7,7 +7,9 @@
 # measured when the book was built.
 
 # %%
+import copy
 import os
+import tempfile
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -70,18 +72,45 @@ n = 1024  # a square matrix product, timed alongside for comparison
 A, B = torch.randn(n, n), torch.randn(n, n)
 
 
+LAYOUT = ["standard", "separable", "depthwise", "pointwise"]  # timed twice
+
+
+def channels_last(layers, X):
+    """The same layers and maps in channels-last memory layout: each
+    pixel's C numbers side by side, instead of each channel's map."""
+    separable = copy.deepcopy(layers["separable"])  # same weights
+    separable.to(memory_format=torch.channels_last)
+    moved = {
+        "standard": copy.deepcopy(layers["standard"]),
+        "separable": separable,
+        "depthwise": separable.depthwise,
+        "pointwise": separable.pointwise,
+    }
+    moved["standard"].to(memory_format=torch.channels_last)
+    return moved, X.contiguous(memory_format=torch.channels_last)
+
+
 def benchmark(C, rounds=30):
     """CPU seconds of every call of each layer on (N, C, size, size), of
-    the matrix product and of a plain copy of the input, in turns."""
+    the matrix product and of a plain copy of the input, in turns; at the
+    widest width also in channels-last layout, names ending in "_cl"."""
     layers, mult_adds = make_layers(C)
     X = torch.randn(N, C, size, size)
     for name, layer in layers.items():  # the formula, checked once more
         assert count_mult_adds(layer, X) == mult_adds[name]
     with torch.no_grad():
         fns = {name: (lambda f=layer: f(X)) for name, layer in layers.items()}
-        fns["copy"] = X.clone  # reads and writes every number once
+        # Reads and writes every number once, into memory already in use:
+        # a fresh output may need new pages from the system, a cost that
+        # came and went with the order of the calls.
+        Y = torch.empty_like(X)
+        fns["copy"] = lambda: Y.copy_(X)
         if C == CHANNELS[-1]:  # the widest layers against a matrix product
             fns["matmul"] = lambda: A @ B
+            # One change, the memory layout, in the same rounds.
+            moved, X_cl = channels_last(layers, X)
+            for name, layer in moved.items():
+                fns[f"{name}_cl"] = lambda f=layer: f(X_cl)
         times = interleaved_times(fns, rounds)
     flops = {name: 2 * N * m for name, m in mult_adds.items()}
     if "matmul" in times:
@@ -166,6 +195,114 @@ print(f"grouped layer at {smallest}: {grouped_vs_standard} the standard one")
 # --8<-- [end:per-flop]
 
 # %%
+# --8<-- [start:parts]
+# Which of the separable layer's two parts took longer, width by width,
+# and how the pointwise part's speed per FLOP compares with the standard's.
+longer_part = {
+    C: compare(
+        *speed_ratio(times[C]["depthwise"], times[C]["pointwise"]),
+        words=(
+            "the pointwise part took longer",
+            "the two parts took about as long",
+            "the depthwise part took longer",
+        ),
+    )
+    for C in CHANNELS
+}
+pointwise_vs_standard = compare(  # "slower than": pointwise, per FLOP
+    *speed_ratio(per_flop(largest, "standard"), per_flop(largest, "pointwise"))
+)
+print("the part that took longer:", longer_part)
+print(f"pointwise at {largest}: {pointwise_vs_standard} standard, per FLOP")
+# --8<-- [end:parts]
+
+# %%
+# --8<-- [start:layout]
+# The widest layers in both memory layouts, timed in the same rounds:
+# how many times longer each took in the default layout than in
+# channels-last, and the words for it.
+layout_ratio = {
+    name: speed_ratio(times[largest][name], times[largest][f"{name}_cl"])
+    for name in LAYOUT
+}
+layout_words = {
+    name: compare(
+        *layout_ratio[name],
+        words=(
+            "slower in channels-last",
+            "about as fast in either layout",
+            "faster in channels-last",
+        ),
+    )
+    for name in LAYOUT
+}
+saving_cl = speed_ratio(
+    times[largest]["standard_cl"], times[largest]["separable_cl"]
+)
+for name in LAYOUT:
+    ratio, se = layout_ratio[name]
+    print(f"{name}: {ratio:.2f} ± {se:.2f} (log): {layout_words[name]}")
+print(f"separable saving in channels-last: {saving_cl[0]:.1f} times")
+# --8<-- [end:layout]
+
+
+def onednn_log(fn):
+    """The primitives oneDNN reports running during one call of fn, as
+    "kind implementation [alg:algorithm]" strings (empty if it is not used)."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        saved = os.dup(1)  # oneDNN prints to the process's stdout
+        os.dup2(log.fileno(), 1)
+        try:
+            verbose = torch.backends.mkldnn
+            with verbose.verbose(verbose.VERBOSE_ON):
+                fn()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        log.seek(0)
+        lines = [line.split(",") for line in log.read().splitlines()]
+    return [
+        " ".join([f[5], f[6], *(x for x in f if x.startswith("alg:"))])
+        for f in lines
+        if len(f) > 6 and f[3] == "exec"
+    ]
+
+
+layers, _ = make_layers(largest)
+X = torch.randn(N, largest, size, size)
+moved, X_cl = channels_last(layers, X)
+with torch.no_grad():
+    layers["depthwise"](X), moved["depthwise"](X_cl)  # create the primitives
+    depthwise_log = {
+        "default": onednn_log(lambda: layers["depthwise"](X)),
+        "channels-last": onednn_log(lambda: moved["depthwise"](X_cl)),
+    }
+    layers["standard"](X)
+    standard_log = onednn_log(lambda: layers["standard"](X))
+print(depthwise_log, standard_log)
+
+
+def cpu_model():
+    """The processor's name and widest vector instructions, from Linux."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            text = info.read()
+    except OSError:
+        return "unknown", "unknown"
+    fields = {}
+    for line in text.splitlines():  # "model name\t: ...": the first CPU's
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = fields.get("flags", "").split()
+    widest = next(
+        (isa for isa in ("avx512f", "avx2", "avx", "sse4_2") if isa in flags),
+        "unknown",
+    )
+    name = fields.get("model name", "unknown")
+    return name, {"avx512f": "AVX-512"}.get(widest, widest.upper())
+
+
+# %%
 # --8<-- [start:copy]
 C = largest
 megabytes = 2 * 4 * N * C * size * size / 1e6  # read and write, 4 B each
@@ -179,6 +316,14 @@ print(f"the depthwise layer: {depthwise_rate:.1f} GB/s")
 # %%
 def series(table, name):
     return [table[C][name] for C in CHANNELS]
+
+
+def in_words(widths):
+    """[16, 32, 64] as "16, 32 and 64"; no widths as "none of the widths"."""
+    if not widths:
+        return "none of the widths"
+    *rest, last = map(str, widths)
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 share = {
@@ -228,7 +373,69 @@ record(
     grouped_vs_standard=grouped_vs_standard,
     copy_megabytes=megabytes,
     copy_gb_per_s=copy_rate,
+    copy_numbers_per_ns=copy_rate / 4,  # 4 bytes each
     depthwise_gb_per_s=depthwise_rate,
+    c256_longer_part=longer_part[largest],
+    longer_part=[longer_part[C] for C in CHANNELS],
+    depthwise_longer_widths=in_words(
+        [C for C in CHANNELS if "depthwise" in longer_part[C]]
+    ),
+    pointwise_vs_standard=pointwise_vs_standard,
+    **{f"layout_ratio_{name}": layout_ratio[name][0] for name in LAYOUT},
+    **{f"layout_ratio_{name}_se": layout_ratio[name][1] for name in LAYOUT},
+    **{f"layout_words_{name}": layout_words[name] for name in LAYOUT},
+    **{
+        f"c256_ms_{name}_cl": seconds[largest][f"{name}_cl"] * 1e3
+        for name in LAYOUT
+    },
+    c256_ms_pointwise=seconds[largest]["pointwise"] * 1e3,
+    c256_time_saving_separable_se=time_saving[largest]["separable"][1],
+    c256_time_saving_separable_cl=saving_cl[0],
+    c256_time_saving_separable_cl_se=saving_cl[1],
+    c256_gflops_depthwise_cl=flops[largest]["depthwise"]
+    / seconds[largest]["depthwise_cl"]
+    / 1e9,
+    c256_depthwise_time_share_cl=speed_ratio(
+        times[largest]["depthwise_cl"], times[largest]["separable_cl"]
+    )[0],
+    depthwise_log_default=depthwise_log["default"],
+    depthwise_log_channels_last=depthwise_log["channels-last"],
+    # what the prose quotes from the logs: the convolution's implementation
+    depthwise_impl_default=" ".join(
+        line.split()[1]
+        for line in depthwise_log["default"]
+        if line.startswith("convolution")
+    )
+    or "none reported",
+    depthwise_impl_channels_last=" ".join(
+        line.split()[1]
+        for line in depthwise_log["channels-last"]
+        if line.startswith("convolution")
+    )
+    or "none reported",
+    standard_log_default=standard_log,
+    standard_algorithm=" ".join(
+        line.split()[2].removeprefix("alg:convolution_")
+        for line in standard_log
+        if line.startswith("convolution") and "alg:" in line
+    )
+    or "not reported",
+    standard_impl_default=" ".join(
+        line.split()[1]
+        for line in standard_log
+        if line.startswith("convolution")
+    )
+    or "none reported",
+    depthwise_reorders_default=sum(
+        line.startswith("reorder") for line in depthwise_log["default"]
+    ),
+    depthwise_reorders_channels_last=sum(
+        line.startswith("reorder") for line in depthwise_log["channels-last"]
+    ),
+    cpu_model=cpu_model()[0],
+    cpu_vector_isa=cpu_model()[1],
+    torch_cpu_capability=torch.backends.cpu.get_cpu_capability(),
+    torch_version=torch.__version__.split("+")[0],
     torch_threads=torch.get_num_threads(),
     load_average=os.getloadavg()[0],
     cpu_count=os.cpu_count(),

@@ -110,7 +110,7 @@ def state(claim, what, verdict, ratio, se):
         claim.exceeds(what, effect=abs(np.log(ratio)), uncertainty=se)
 
 
-def test_the_depthwise_part_is_the_slow_part(speed, claim):
+def test_the_depthwise_part_is_slow_per_flop(speed, claim):
     """The prose: far below the standard layer's GFLOP/s at every width, and
     at 256 channels a few per cent of the separable layer's FLOPs but a
     large share of its time."""
@@ -166,3 +166,88 @@ def test_the_depthwise_layer_is_not_held_back_by_memory(speed, claim):
         effect=np.log(ratio / 2),
         uncertainty=se,
     )
+
+
+def test_the_words_for_the_separable_layers_two_parts(speed, claim):
+    """The prose and the Summary: which part took longer at each width, the
+    widths where the depthwise part did, and the pointwise part's speed per
+    FLOP against the standard layer's, all chosen from the rounds."""
+    words = (
+        "the pointwise part took longer",
+        "the two parts took about as long",
+        "the depthwise part took longer",
+    )
+    longer = []
+    for C, verdict in zip(speed["channels"], speed["longer_part"]):
+        found = times(speed, C)
+        ratio, se = speed_ratio(found["depthwise"], found["pointwise"])
+        assert verdict == compare(ratio, se, words)
+        state(claim, f"at {C} channels {verdict}", words_as(verdict), ratio, se)
+        longer += [str(C)] if verdict == words[2] else []
+    assert speed["c256_longer_part"] == speed["longer_part"][-1]
+    expected = (
+        f"{', '.join(longer[:-1])} and {longer[-1]}"
+        if len(longer) > 1
+        else (longer[0] if longer else "none of the widths")
+    )
+    assert speed["depthwise_longer_widths"] == expected
+    found = times(speed, speed["largest"])
+    i = speed["channels"].index(speed["largest"])
+    ratio, se = speed_ratio(
+        found["standard"] / speed["mflop_standard"][i],
+        found["pointwise"] / speed["mflop_pointwise"][i],
+    )
+    verdict = speed["pointwise_vs_standard"]
+    assert verdict == compare(ratio, se)
+    state(
+        claim, f"pointwise at 256 ran {verdict} standard per FLOP", verdict, ratio, se
+    )
+
+
+def words_as(verdict):
+    """A verdict of the three-word kind, as compare's default words."""
+    return "about as fast as" if "about" in verdict else "faster than"
+
+
+def test_the_memory_layout_comparison(speed, claim):
+    """The prose's table and the Summary: each widest layer in the default
+    layout against channels-last, in the same rounds, with words chosen from
+    the rounds; "as it did here": the depthwise part ran faster in
+    channels-last; and in both layouts the separable layer saved far less
+    time than FLOPs."""
+    found = times(speed, speed["largest"])
+    for name in ("standard", "separable", "depthwise", "pointwise"):
+        ratio, se = speed_ratio(found[name], found[f"{name}_cl"])
+        assert ratio == pytest.approx(speed[f"layout_ratio_{name}"])
+        verdict = speed[f"layout_words_{name}"]
+        words = (
+            "slower in channels-last",
+            "about as fast in either layout",
+            "faster in channels-last",
+        )
+        assert verdict == compare(ratio, se, words)
+        state(claim, f"{name} at 256: {verdict}", words_as(verdict), ratio, se)
+    assert speed["layout_words_depthwise"] == "faster in channels-last"
+    flop_saving = speed["c256_flop_saving_separable"]
+    for suffix, layout in (("", "default"), ("_cl", "channels-last")):
+        saving, se = speed_ratio(
+            found[f"standard{suffix}"], found[f"separable{suffix}"]
+        )
+        claim.exceeds(
+            f"separable at 256, {layout} layout: less time saved than FLOPs (log)",
+            effect=np.log(flop_saving / saving),
+            uncertainty=se,
+        )
+
+
+def test_the_machine_is_described(speed):
+    """The warning box names the processor, its vector instructions and
+    PyTorch's code path; the oneDNN log names the depthwise kernels."""
+    assert speed["cpu_model"] and speed["cpu_vector_isa"]
+    assert speed["torch_cpu_capability"] and speed["torch_version"]
+    # "No such algorithm ran here": a direct convolution behind the rate.
+    assert speed["standard_algorithm"] == "direct"
+    for layout in ("default", "channels_last"):
+        log = speed[f"depthwise_log_{layout}"]
+        reorders = sum(line.startswith("reorder") for line in log)
+        assert speed[f"depthwise_reorders_{layout}"] == reorders
