@@ -135,24 +135,38 @@ record(
 
 
 # %%
-def draw_kernels(versions, shares_of, columns=8):
+def mosaic(K, columns=4):
+    """(C, 3, 3) kernels as one image, a row of NaN (drawn grey) between
+    neighbours, so that each kernel can be large."""
+    step = K.shape[-1] + 1  # a kernel and its gap
+    rows = -(-len(K) // columns)
+    out = np.full((rows * step - 1, columns * step - 1), np.nan)
+    for i, kernel in enumerate(K.numpy()):
+        r, c = divmod(i, columns)
+        out[r * step : (r + 1) * step - 1, c * step : (c + 1) * step - 1] = (
+            kernel
+        )
+    return out
+
+
+def draw_kernels(versions, shares_of):
     """Each version's kernels as coloured 3 × 3 squares, on one colour
-    scale, and the mean energy shares of each version as bars."""
-    fig = plt.figure(figsize=(11, 3.6))
-    left, right = fig.subfigures(1, 2, width_ratios=[1.1, 1])
+    scale, above the mean energy shares of each version as bars."""
+    fig = plt.figure(figsize=(8.6, 6.6))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1])
     limit = max(float(K.abs().max()) for K in versions.values())
-    for sub, (name, K) in zip(left.subfigures(2, 1), versions.items()):
-        axes = sub.subplots(-(-len(K) // columns), columns)
-        for ax, kernel in zip(axes.flat, K[:, 0]):
-            shown = ax.imshow(
-                kernel.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
-            )
-            frame(ax)
-        sub.suptitle(f"{name} kernels", fontsize=11)
-        bar = sub.colorbar(shown, ax=axes, shrink=0.9, pad=0.02)
-        bar.ax.tick_params(labelsize=10)
-        bar.set_label("weight", fontsize=10)
-    ax = right.subplots()
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.8")  # grey: a gap
+    axes = top.subplots(1, len(versions))
+    for ax, (name, K) in zip(axes, versions.items()):
+        shown = ax.imshow(mosaic(K[:, 0]), cmap=cmap, vmin=-limit, vmax=limit)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.spines[:].set_visible(False)
+        ax.set_title(f"{name} kernels", fontsize=11)
+    bar = top.colorbar(shown, ax=axes, shrink=0.85, pad=0.02)
+    bar.ax.tick_params(labelsize=10)
+    bar.set_label("weight", fontsize=11)
+    ax = bottom.subplots()
     parts = ["mean\n(brightness)", "odd\n(edge)", "even, mean 0\n(line, spot)"]
     place = np.arange(3)
     # Not blue: beside the kernels, blue means a negative weight.
@@ -175,9 +189,18 @@ def draw_kernels(versions, shares_of, columns=8):
         label="expected for random kernels",
         zorder=3,
     )
-    ax.set_xticks(place, parts, fontsize=10)
-    ax.set(ylabel="mean share of a kernel's energy", ylim=(0, 0.75))
-    ax.legend(fontsize=10, loc="upper left")
+    ax.set_xticks(place, parts, fontsize=11)
+    ax.tick_params(axis="y", labelsize=10)
+    ax.set_ylabel("mean share of a kernel's energy", fontsize=11)
+    ax.set_ylim(0, 0.75)
+    # Below the axes, not over them: the bars' heights vary by seed.
+    ax.legend(
+        fontsize=11,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.22),
+        ncol=3,
+        frameon=False,
+    )
     return fig
 
 
@@ -222,6 +245,9 @@ for depth, M in enumerate(maps, start=1):
             f"top_label_share_block_{depth}": top_label_share(
                 M.amax(dim=(2, 3)), y
             ).mean(),
+            f"top_label_share_initial_block_{depth}": top_label_share(
+                maps_initial[depth - 1].amax(dim=(2, 3)), y
+            ).mean(),
         }
     )
 # Chance: the same share for units that rank the images at random.
@@ -263,7 +289,8 @@ for depth in (1, 2, 3):
         label="chance: trained, labels shuffled" if depth == 1 else None,
     )
 ax.set_xticks([1, 2, 3], [f"block {d}" for d in (1, 2, 3)], fontsize=10)
-ax.set(ylabel="class selectivity of a channel", ylim=(0, 1.02))
+# Above 1: the dots at exactly 1 stay whole.
+ax.set(ylabel="class selectivity of a channel", ylim=(0, 1.06))
 # Below the axes, not over them: a few untrained channels score near 1.
 ax.legend(
     fontsize=10,
@@ -398,7 +425,7 @@ record(
 # %%
 examples = [0, 1, 2, 3, 4, 5]
 fig, axes = plt.subplots(
-    4, len(examples), figsize=(10, 7.2), layout="constrained"
+    4, len(examples), figsize=(8.4, 6.6), layout="constrained"
 )
 panels = [  # each map divided by its own largest |value|, to compare shapes
     ("input", X[:, 0], "gray_r"),
@@ -430,15 +457,15 @@ for c, i in enumerate(examples):
         )
         frame(ax)
         if r == 0:
-            ax.set_title(f"a {int(y[i])}", fontsize=10)
+            ax.set_title(f"a {int(y[i])}", fontsize=12)
         if c == 0:
-            ax.set_ylabel(label, fontsize=10)
+            ax.set_ylabel(label, fontsize=12)
 for r, (_, _, cmap) in enumerate(panels):
     low = -1 if cmap == "RdBu_r" else 0
     scale = ScalarMappable(Normalize(low, 1), cmap)
     bar = fig.colorbar(scale, ax=axes[r], shrink=0.9, pad=0.01)
-    bar.ax.tick_params(labelsize=10)
-    bar.set_label("pixel" if r == 0 else "÷ its largest", fontsize=10)
+    bar.ax.tick_params(labelsize=11)
+    bar.set_label("pixel" if r == 0 else "÷ its largest", fontsize=12)
 save_figure(fig, "attribution")
 
 # %% [markdown]

@@ -13,10 +13,12 @@ from sklearn.model_selection import train_test_split
 
 from book import place_on_canvas, receptive_field
 
+# --8<-- [start:layers]
 # SmallCNN's layers as (kernel_size, stride, padding): conv, pool, conv, pool,
 # conv. The blocks end after layers 1, 3 and 5.
 CNN_LAYERS = [(3, 1, 1), (2, 2, 0), (3, 1, 1), (2, 2, 0), (3, 1, 1)]
 BLOCK_ENDS = (1, 3, 5)
+# --8<-- [end:layers]
 
 
 # --8<-- [start:clean-digits]
@@ -90,6 +92,7 @@ def kernel_energy_shares(K):
 # --8<-- [end:kernel-parts]
 
 
+# --8<-- [start:weight-cosines]
 def weight_cosines(net, initial):
     """Chapter 8. For each block, the median over its kernels of the cosine
     between a kernel (all its input channels) after and before training."""
@@ -98,6 +101,9 @@ def weight_cosines(net, initial):
         now, then = (b[-3].weight.detach().flatten(1) for b in (block, start))
         cosines.append(F.cosine_similarity(now, then).median().item())
     return cosines
+
+
+# --8<-- [end:weight-cosines]
 
 
 # --8<-- [start:selectivity]
@@ -122,9 +128,6 @@ def class_selectivity(responses, y, num_classes=10):
     return (best - rest) / (best + rest).clamp(min=1e-12)
 
 
-# --8<-- [end:selectivity]
-
-
 def top_label_share(responses, y, k=6):
     """Chapter 8. For each unit, the share of its k strongest images that
     carry the most common label among them: (C,)."""
@@ -132,6 +135,9 @@ def top_label_share(responses, y, k=6):
     labels = torch.as_tensor(y)[top]
     counts = [torch.bincount(column, minlength=10).max() for column in labels.T]
     return torch.stack(counts).float() / k
+
+
+# --8<-- [end:selectivity]
 
 
 # --8<-- [start:field-box]
@@ -211,6 +217,7 @@ def occlusion_map(net, x, label, patch=4, stride=2, value=0.0):
 # --8<-- [end:occlusion]
 
 
+# --8<-- [start:move-ink]
 def mask_background_like(ink, boxes, generator=None):
     """Chapter 8. For each image, as many pixels as it has ink, drawn at
     random from outside the digit's box: (N, H, W) masks."""
@@ -228,7 +235,6 @@ def mask_background_like(ink, boxes, generator=None):
     return masks
 
 
-# --8<-- [start:move-ink]
 def move_ink(X, ink, background, generator=None):
     """Chapter 8. Each (N, 1, H, W) image with its ink pixels' values, in a
     random order, written onto the background pixels of the masks: a
@@ -247,9 +253,6 @@ def move_ink(X, ink, background, generator=None):
     return moved
 
 
-# --8<-- [end:move-ink]
-
-
 def true_class_scores(net, X, y):
     """Chapter 8. The logit and the probability of each image's own class,
     and whether it is the prediction: three (N,) tensors."""
@@ -259,6 +262,9 @@ def true_class_scores(net, X, y):
     rows = torch.arange(len(y))
     probability = logits.softmax(dim=1)[rows, y]
     return logits[rows, y], probability, logits.argmax(dim=1) == y
+
+
+# --8<-- [end:move-ink]
 
 
 # --8<-- [start:saliency]
@@ -318,8 +324,9 @@ def maximise_activation(
     on the pixels. score: a function from (N, C, H, W) images to N numbers,
     one per image; shape: (N, C, H, W). Regularisers keep the images
     readable: tv_weight penalises total variation (speckle), l2_weight the
-    mean squared pixel (ink where it does not help), jitter shifts the image
-    by up to that many pixels at random each step (no pixel-exact tricks).
+    mean squared pixel (ink where it does not help), jitter rolls the image
+    by up to that many pixels at random each step, a circular shift: what
+    leaves one edge comes back at the other (no pixel-exact tricks).
     """
     if len(shape) != 4:
         raise ValueError(f"shape must be (N, C, H, W), got {tuple(shape)}")
@@ -350,6 +357,7 @@ def maximise_activation(
 
 # --8<-- [end:maximise]
 
+# --8<-- [start:scores]
 # The book's two settings: none, and enough regularisation to read the image.
 PLAIN = {}
 READABLE = {"tv_weight": 20.0, "l2_weight": 2.0, "jitter": 3}
@@ -387,3 +395,6 @@ def frozen(net):
     for p in net.parameters():
         p.requires_grad_(False)
     return net
+
+
+# --8<-- [end:scores]

@@ -83,6 +83,9 @@ def measure(net, initial):
         found[f"top_label_share_block_{depth}"] = top_label_share(
             responses, y
         ).mean()
+        found[f"top_label_share_initial_block_{depth}"] = top_label_share(
+            M0.amax(dim=(2, 3)), y
+        ).mean()
     generator = torch.Generator().manual_seed(0)
     background = mask_background_like(ink, boxes, generator)
     for name, images in [

@@ -95,6 +95,15 @@ def test_energy_shares_add_up_and_match_dimensions_on_random_kernels(k):
     torch.testing.assert_close(shares.mean(dim=0), expected, atol=0.01, rtol=0)
 
 
+@pytest.mark.parametrize("draw", [torch.randn, lambda *shape: torch.rand(*shape) - 0.5])
+def test_most_random_kernels_are_near_zero_mean(draw):
+    """The chapter: most random 3 × 3 kernels put less than a tenth of their
+    energy in the mean (about 63 %, for Gaussian or uniform weights)."""
+    torch.manual_seed(0)
+    shares = kernel_energy_shares(draw(20000, 3, 3))
+    assert 0.55 < (shares[:, 0] < 0.1).float().mean() < 0.7
+
+
 def test_energy_shares_reject_bad_kernels():
     with pytest.raises(ValueError, match=r"got shape \(2, 3, 4\)"):
         kernel_energy_shares(torch.ones(2, 3, 4))
@@ -413,6 +422,9 @@ def test_trained_kernels_split_their_energy_like_random_ones(seeds, claim):
         "training shifted the first layer a little towards edges: odd share up",
         trained - initial,
     )
+    every_network(
+        claim, "the odd share went up in each of the three networks", trained - initial
+    )
     mean_effect(
         claim,
         "trained kernels near zero mean: mean share under 0.15",
@@ -438,12 +450,17 @@ def test_deeper_channels_prefer_one_class(seeds, claim):
 
 def test_block_3_s_favourite_images_share_a_label(seeds, results, claim):
     """The chapter: a block 3 channel's favourite test images share a label
-    far more often than block 1's, and than images drawn at random."""
+    far more often than block 1's, than images drawn at random, and than
+    the untrained network's block 3 (training made it)."""
     chance = results["what_cnns_learn"]["top_label_chance"]
     b1, b3 = (over_seeds(seeds, f"top_label_share_block_{d}") for d in (1, 3))
     mean_effect(claim, "favourite images share a label: block 3 over block 1", b3 - b1)
     mean_effect(
         claim, "favourite images share a label: block 3 over chance", b3 - chance
+    )
+    untrained = over_seeds(seeds, "top_label_share_initial_block_3")
+    mean_effect(
+        claim, "favourite images share a label: block 3 over untrained", b3 - untrained
     )
 
 
