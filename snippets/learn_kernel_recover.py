@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skimage import data
+from skimage import data as sample_images
 
 from book import SOBEL_X, draw_kernel, record, save_figure, setup, sobel
 
@@ -30,7 +30,7 @@ def standardise(photo):
 
 
 centre = (slice(128, 384), slice(128, 384))  # 256 × 256: plenty, and fast
-X = torch.from_numpy(standardise(data.grass()[centre]))[None, None]
+X = torch.from_numpy(standardise(sample_images.grass()[centre]))[None, None]
 Y = sobel(X)[:, :1]  # the Sobel x map: the output we want to reproduce
 print(X.shape, Y.shape)  # (N, C, H, W)
 # --8<-- [end:target]
@@ -39,16 +39,16 @@ record(photo_height=X.shape[-2], photo_width=X.shape[-1])
 # %%
 limit = np.percentile(Y.abs(), 99.5)  # let the strongest 0.5 % saturate
 fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
-axes[0].imshow(data.grass(), cmap="gray")
+axes[0].imshow(sample_images.grass(), cmap="gray")
 top, left = centre[0].start, centre[1].start
 axes[0].add_patch(
     plt.Rectangle(
-        (left, top), X.shape[-1], X.shape[-2], fill=False, ec="tab:red", lw=2
+        (left, top), X.shape[-1], X.shape[-2], fill=False, ec="tab:orange", lw=2
     )
 )
 axes[0].set_title("the grass photo (512 × 512)", fontsize=9)
 axes[1].imshow(X[0, 0].numpy(), cmap="gray")
-axes[1].set_title("input X: the red square", fontsize=9)
+axes[1].set_title("input X: the orange square", fontsize=9)
 target = axes[2].imshow(
     Y[0, 0].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
 )  # red: brighter to the right, blue: darker
@@ -169,7 +169,9 @@ def curvatures(X):
     return torch.linalg.eigvalsh(second_moments.double())  # ascending
 
 
-X_camera = torch.from_numpy(standardise(data.camera()[centre]))[None, None]
+X_camera = torch.from_numpy(standardise(sample_images.camera()[centre]))[
+    None, None
+]
 for name, image in [("grass", X), ("camera", X_camera)]:
     bowl = curvatures(image)
     print(f"{name}: steepest / flattest = {bowl[-1] / bowl[0]:.0f}")
@@ -229,6 +231,9 @@ record(
     camera_curvature_ratio=(camera_bowl[-1] / camera_bowl[0]).item(),
     grass_stable_lr=1 / grass_bowl[-1].item(),
     camera_stable_lr=1 / camera_bowl[-1].item(),
+    # The camera's lr on both photos: the image, not the lr, makes it slow.
+    grass_factor_at_camera_lr=1 - 2 * camera_lr * grass_bowl[0].item(),
+    camera_predicted_error_factor=1 - 2 * camera_lr * camera_bowl[0].item(),
 )
 
 # %% [markdown]
@@ -236,12 +241,21 @@ record(
 
 # %%
 fig, (loss_ax, error_ax) = plt.subplots(1, 2, figsize=(8, 3.3))
-for seed, (_, run_losses) in runs.items():
-    loss_ax.plot(range(num_steps), run_losses, label=f"seed {seed}")
-    error_ax.plot(range(num_steps + 1), distances[seed], label=f"seed {seed}")
+styles = [  # categories: not the red/blue pair that means sign
+    {"color": "tab:orange"},
+    {"color": "tab:purple", "ls": "--"},
+    {"color": "tab:green", "ls": ":"},
+]
+for (seed, (_, run_losses)), style in zip(runs.items(), styles, strict=True):
+    loss_ax.plot(range(num_steps), run_losses, label=f"seed {seed}", **style)
+    error_ax.plot(
+        range(num_steps + 1), distances[seed], label=f"seed {seed}", **style
+    )
 loss_ax.set(xlabel="step", ylabel="loss (mean squared error)", yscale="log")
 error_ax.set(xlabel="step", ylabel="largest |K − Sobel x| (9 weights)")
 error_ax.set_yscale("log")
+for ax in (loss_ax, error_ax):  # 1e-8, not a superscript too small to read
+    ax.yaxis.set_major_formatter(lambda value, _: f"1e{np.log10(value):.0f}")
 error_ax.legend(title="random start")
 fig.tight_layout()
 save_figure(fig, "loss")

@@ -14,6 +14,7 @@ from functools import partial
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import PercentFormatter
 from torch import nn
 
 from book import (
@@ -41,8 +42,11 @@ setup()
 # Ten seeds each, and two baselines without a learned kernel.
 
 # %%
-data = load_dataset("digits")
+# --8<-- [start:data]
+data = load_dataset("digits")  # chapter 1's split: 1347 training, 450 test
 H = data.X_train.shape[-1]  # 8: the images are 8 × 8
+print(PROTOCOL)  # the book's training protocol (snippets/book.py)
+# --8<-- [end:data]
 
 
 # --8<-- [start:fixed-kernel]
@@ -155,10 +159,14 @@ def share_correct(net_list, split):
 
 
 alive = [net for net, d in zip(nets["learned kernel"], dead) if not d]
-alive_accuracies = [
-    a for a, d in zip(trials["learned kernel"]["accuracies"], dead) if not d
-]
 kernels = torch.stack([net.conv.weight.detach()[0, 0] for net in alive])
+# ReLU(c (K * x + b)) = c ReLU(K * x + b) for c > 0, and the softmax can undo
+# c: only the direction of [K, b] matters, so compare those directions.
+directions = torch.stack(
+    [torch.cat([net.conv.weight.flatten(), net.conv.bias]) for net in alive]
+).detach()
+directions = directions / directions.norm(dim=1, keepdim=True)
+cosines = directions @ directions.T
 starts = torch.stack([K[0, 0] for K, d in zip(initial_kernels, dead) if not d])
 sobel_x_after = nets["fixed Sobel x"][-1].conv.weight.detach()[0, 0]
 kernel_sums = kernels.sum(dim=(1, 2))
@@ -175,13 +183,12 @@ record(
     **spread("edge_map", trials["edge map"]["accuracies"]),
     **spread("sobel_x", trials["fixed Sobel x"]["accuracies"]),
     **spread("sobel_y", trials["fixed Sobel y"]["accuracies"]),
-    **spread("learned_all", trials["learned kernel"]["accuracies"]),
-    **spread("learned", alive_accuracies),  # the runs whose kernel trained
+    **spread("learned", trials["learned kernel"]["accuracies"]),  # every run
     pixels_correct=share_correct(nets["raw pixels"], data),
     edge_map_correct=share_correct(nets["edge map"], data),
     sobel_x_correct=share_correct(nets["fixed Sobel x"], data),
     sobel_y_correct=share_correct(nets["fixed Sobel y"], data),
-    learned_correct=share_correct(alive, data),
+    learned_correct=share_correct(nets["learned kernel"], data),
     fixed_kernel_parameters=trials["fixed Sobel x"]["parameters"],
     learned_kernel_parameters=trials["learned kernel"]["parameters"],
     fixed_kernel_change=(sobel_x_after - SOBEL_X).abs().max().item(),
@@ -200,11 +207,52 @@ record(
         for j in range(i)
     ),
     learned_kernels=kernels.tolist(),
+    max_kernel_cosine=max(
+        cosines[i, j].item() for i in range(len(alive)) for j in range(i)
+    ),
+    batch_size=PROTOCOL["batch_size"],
 )
+
+
+# %%
+# --8<-- [start:differences]
+def paired_difference(a, b):
+    """Mean accuracy of model a minus model b, and its standard error: the
+    spread over seeds of each, plus the sampling error of the test digits,
+    computed digit by digit (both are scored on the same digits)."""
+    accuracies = [trials[name]["accuracies"] for name in (a, b)]
+    seed_variance = sum(np.var(x, ddof=1) / len(x) for x in accuracies)
+    d = np.subtract(share_correct(nets[a], data), share_correct(nets[b], data))
+    se = np.sqrt(seed_variance + d.var(ddof=1) / len(d))
+    return np.mean(accuracies[0]) - np.mean(accuracies[1]), se
+
+
+KEYS = {  # each model's name in the recorded keys, as in spread() above
+    "raw pixels": "pixels",
+    "edge map": "edge_map",
+    "fixed Sobel x": "sobel_x",
+    "fixed Sobel y": "sobel_y",
+    "learned kernel": "learned",
+}
+names = list(trials)
+for i, a in enumerate(names):
+    for b in names[i + 1 :]:
+        effect, se = paired_difference(a, b)
+        verdict = "clear" if abs(effect) >= 2 * se else "not clear"
+        print(f"{a} − {b}: {effect:+.1%} ± {se:.1%} (SE), {verdict}")
+        # --8<-- [end:differences]
+        key = f"{KEYS[a]}_vs_{KEYS[b]}"
+        record(
+            **{
+                f"diff_{key}": float(effect),
+                f"se_{key}": float(se),
+                f"verdict_{key}": verdict,
+            }
+        )
+
 
 # %%
 # Left: the whole axis from 0; right: zoomed on the runs above chance.
-names = list(trials)
 every = np.concatenate([trials[name]["accuracies"] for name in names])
 trained = every[every > 0.5]  # a dead run (at chance) shows on the left only
 zoom_range = (trained.min() - 0.01, trained.max() + 0.01)
@@ -219,6 +267,8 @@ for panel in (ax, zoom):
         )
         mean = np.mean(accuracies)
         panel.plot([mean, mean], [row - 0.3, row + 0.3], color="black", lw=2)
+    panel.xaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+    panel.set_xlabel("test accuracy", fontsize=9)
 for row, name in enumerate(names):
     mean = np.mean(trials[name]["accuracies"])
     zoom.text(
@@ -227,10 +277,14 @@ for row, name in enumerate(names):
 ax.set_yticks(range(len(names)), names)
 ax.invert_yaxis()
 ax.set(xlim=(0, 1), title="axis from 0")
+ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
 zoom.set(xlim=zoom_range, title="zoomed (axis does not start at 0)")
-fig.supxlabel(
-    f"test accuracy (dots: the {len(COMPARE['seeds'])} seeds; bar: their mean)",
-    fontsize=10,
+fig.text(
+    0.5,
+    -0.06,
+    f"dots: the {len(COMPARE['seeds'])} seeds; bar: their mean",
+    ha="center",
+    fontsize=9,
 )
 save_figure(fig, "compare")
 
@@ -373,14 +427,21 @@ labels = {
     "fixed": "fixed Sobel edge map",
     "one_kernel": "one learned kernel",
 }
+styles = {  # categories: not the red/blue pair that means sign
+    "raw": {"color": "tab:orange", "marker": "o", "ms": 3},
+    "fixed": {"color": "tab:purple", "ls": "--", "marker": "s", "ms": 3},
+    "one_kernel": {"color": "tab:green", "ls": "-.", "marker": "^", "ms": 3},
+}
 titles = {"digits": "digits (8 × 8)", "shifted": "shifted digits (24 × 24)"}
 for ax, (dataset, trials_on) in zip(axes, rows.items()):
     for row, trial in trials_on.items():
         history = trial["history"]
         epochs = np.arange(1, len(history["test_accuracy"]) + 1)
-        ax.plot(epochs, history["test_accuracy"], label=labels[row])
+        accuracy_curve = history["test_accuracy"]
+        ax.plot(epochs, accuracy_curve, label=labels[row], **styles[row])
     ax.axhline(0.1, color="0.5", ls=":", label="chance")
     ax.set(title=titles[dataset], xlabel="epoch", ylim=(0, 1))
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
 axes[0].set_ylabel("test accuracy (seed 2)")
 axes[1].legend()
 save_figure(fig, "table_training")

@@ -182,13 +182,15 @@ save_figure(fig, "colour_bank")
 fig, axes = plt.subplots(1, 4, figsize=(10, 2.8))
 axes[0].imshow(X_photo[0].permute(1, 2, 0).numpy())  # (H, W, 3)
 axes[0].set_title(f"the photo ({X_photo.shape[-1]} × {X_photo.shape[-1]})")
-for ax, channel, name, cmap in zip(
-    axes[1:], X_photo[0], ["red", "green", "blue"], ["Reds", "Greens", "Blues"]
-):
-    ax.imshow(channel.numpy(), cmap=f"{cmap}_r", vmin=0, vmax=1)
+for ax, channel, name in zip(axes[1:], X_photo[0], ["red", "green", "blue"]):
+    # Like a photo: black is none of that light (0), white is full (1).
+    ax.imshow(channel.numpy(), cmap="gray", vmin=0, vmax=1)
     ax.set_title(f"{name} channel")
 for ax in axes:
     ax.axis("off")
+bar = fig.colorbar(axes[1].images[0], ax=axes[1:], shrink=0.8, pad=0.02)
+bar.set_label("channel value", fontsize=9)
+bar.ax.tick_params(labelsize=9)
 save_figure(fig, "colour_channels")
 
 # %% [markdown]

@@ -11,7 +11,6 @@ from book import (
     bank_summary,
     feature_maps,
     load_dataset,
-    plot_sweep,
     record,
     save_figure,
     setup,
@@ -20,10 +19,13 @@ from book import (
 )
 from many_kernels_ops import (
     draw_bank_with_scale,
+    paired_gains,
     per_image_results,
+    plot_sweep_seeds,
     sign_shares,
     sweep,
     title_decimals,
+    train_accuracies,
 )
 
 setup()
@@ -32,9 +34,9 @@ setup()
 # %% [markdown]
 # ## The sweep
 #
-# `plot_sweep`, `feature_maps` and `draw_learned_bank` are the chapter's
-# functions, saved in `book.py`; `sweep` and `draw_bank_with_scale` are in
-# `many_kernels_ops.py`.
+# `feature_maps` and `draw_learned_bank` are the chapter's functions,
+# saved in `book.py`; `sweep`, `plot_sweep_seeds` and `draw_bank_with_scale`
+# are in `many_kernels_ops.py`.
 
 
 # %%
@@ -48,7 +50,9 @@ for N, trial in trials.items():
     )
 # --8<-- [end:run-sweep]
 
+# --8<-- [start:row]
 ROW = 16  # the bank size for the book's results table
+# --8<-- [end:row]
 record(
     counts=list(trials),
     num_seeds=len(PROTOCOL["seeds"]),
@@ -64,7 +68,11 @@ record(
     ),
 )
 results = sweep_results(trials, data)
-record(**results, **per_image_results(trials, data), num_test=len(data.X_test))
+results |= per_image_results(trials, data) | train_accuracies(trials, data)
+gains = paired_gains(results, [(1, 16), (2, 16), (16, 32), (16, 64), (32, 64)])
+for key, value in gains.items():
+    print(key, value)
+record(**results, **gains, num_test=len(data.X_test))
 
 
 # %% [markdown]
@@ -72,8 +80,8 @@ record(**results, **per_image_results(trials, data), num_test=len(data.X_test))
 
 
 # %%
-fig = plot_sweep(trials, results, "native digits (8 × 8)")
-fig.axes[0].set_ylim(0, 1.02)  # the shifted digits' scale, from zero
+# Left: the shifted digits' scale, from zero; right: zoomed in.
+fig = plot_sweep_seeds(trials, results, "native digits (8 × 8)", zoom=True)
 save_figure(fig, "sweep_digits")
 
 

@@ -4,9 +4,12 @@ book.sweep keeps only the last seed's net; keeping them all lets the tests
 compare two bank sizes image by image on the same test digits.
 """
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
+from matplotlib.ticker import PercentFormatter
 
-from book import LearnedKernelSoftmax, draw_learned_bank, run_trials
+from book import LearnedKernelSoftmax, accuracy, draw_learned_bank, run_trials
 
 
 # --8<-- [start:sweep]
@@ -53,6 +56,108 @@ def per_image_results(trials, data):
         results[f"correct_{N}"] = torch.stack(right).float().mean(0).tolist()
         results[f"dead_{N}"] = sum(dead)
     return results
+
+
+def train_accuracies(trials, data):
+    """For each bank size N, keyed for record(): every seed's accuracy on
+    its own training images, and their mean."""
+    results = {}
+    for N, trial in trials.items():
+        fitted = [
+            accuracy(net, data.X_train, data.y_train) for net in trial["nets"]
+        ]
+        results[f"train_accuracies_{N}"] = fitted
+        results[f"mean_train_accuracy_{N}"] = float(np.mean(fitted))
+    return results
+
+
+def paired_gains(results, pairs):
+    """For each pair (a, b) of bank sizes, keyed for record(): the mean gain
+    from a kernels to b, its standard error (the seeds' spread of both, plus
+    the test images' sampling error, image by image) and whether the gain is
+    at least twice that error ("clear") or not ("not clear")."""
+    gains = {}
+    for a, b in pairs:
+        seed_variance = sum(
+            np.var(results[f"accuracies_{N}"], ddof=1)
+            / len(results[f"accuracies_{N}"])
+            for N in (a, b)
+        )
+        d = np.subtract(results[f"correct_{b}"], results[f"correct_{a}"])
+        se = float(np.sqrt(seed_variance + d.var(ddof=1) / len(d)))
+        gain = results[f"mean_{b}"] - results[f"mean_{a}"]
+        gains[f"gain_{a}_{b}"] = gain
+        gains[f"gain_se_{a}_{b}"] = se
+        gains[f"gain_verdict_{a}_{b}"] = (
+            "clear" if abs(gain) >= 2 * se else "not clear"
+        )
+    return gains
+
+
+def plot_sweep_seeds(trials, results, title, zoom=False):
+    """Test accuracy against the bank size: every seed as a dot (spread
+    sideways), the mean with ± one sample standard deviation, and the mean
+    accuracy on the training images. With zoom, a second panel with the
+    same runs on an axis that does not start at zero."""
+    counts = list(trials)
+    seeds = len(trials[counts[0]]["accuracies"])
+    fig, axes = plt.subplots(
+        1, 2 if zoom else 1, figsize=(9 if zoom else 7, 4), squeeze=False
+    )
+    for panel, ax in enumerate(axes[0]):
+        ax.plot(
+            counts,
+            [results[f"mean_train_accuracy_{N}"] for N in counts],
+            color="tab:orange",
+            ls="--",
+            marker="s",
+            ms=4,
+            label=f"training accuracy, mean over {seeds} seeds",
+        )
+        ax.errorbar(
+            counts,
+            [trials[N]["mean"] for N in counts],
+            yerr=[trials[N]["std"] for N in counts],
+            color="tab:purple",
+            marker="o",
+            capsize=4,
+            label=f"test accuracy, mean ± std over {seeds} seeds",
+        )
+        offsets = 2.0 ** np.linspace(-0.12, 0.12, seeds)  # side by side
+        for N in counts:
+            ax.scatter(
+                N * offsets,
+                trials[N]["accuracies"],
+                facecolor="white",
+                edgecolor="0.2",
+                s=22,
+                zorder=3,
+                label="test accuracy, each seed" if N == counts[0] else None,
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(counts, [str(N) for N in counts])
+        ax.minorticks_off()
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=0))
+        ax.set(xlabel="number of kernels N", ylabel="accuracy")
+        if panel == 0:
+            ax.axhline(0.1, color="0.5", ls=":", label="chance")
+            ax.set(ylim=(0, 1.02), title=title)
+        else:  # around the runs above chance; a run at chance shows left only
+            shown = [a for N in counts for a in trials[N]["accuracies"]]
+            shown += [results[f"mean_train_accuracy_{N}"] for N in counts]
+            shown = [a for a in shown if a > 0.5]
+            ax.set_ylim(min(shown) - 0.01, max(shown) + 0.01)
+            ax.set_title("zoomed (axis does not start at 0)", fontsize=10)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=2,
+        fontsize=9,
+        bbox_to_anchor=(0.5, -0.12),
+    )
+    return fig
 
 
 def sign_shares(K):
