@@ -20,6 +20,7 @@ from book import (
     evaluate,
     fit_trials,
     load_splits,
+    mini_batches,
     record,
     save_figure,
     setup,
@@ -62,7 +63,12 @@ record(
     per_class=len(data.X_train) // 10,
     num_val=len(data.X_val),
     num_test=len(data.X_test),
-    steps_per_epoch=len(data.X_train) // 64,
+    # fit's own cut of an epoch: no remainder dropped, near-equal batches
+    steps_per_epoch=len(
+        epoch := mini_batches(len(data.X_train), 64, torch.Generator())
+    ),
+    batch_size_smallest=min(len(batch) for batch in epoch),
+    batch_size_largest=max(len(batch) for batch in epoch),
 )
 
 # %% [markdown]
@@ -204,7 +210,7 @@ record(
 epochs = np.arange(1, settings["num_epochs"] + 1)
 fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
 for name, trials, colour in [
-    ("plain", plain, "tab:blue"),
+    ("plain", plain, "tab:purple"),  # not blue: red/blue means sign
     ("augmented", augmented, "tab:orange"),
 ]:
     for part, style in [("train", "--"), ("val", "-")]:
@@ -220,7 +226,7 @@ acc_ax.plot(
     epochs,
     batch_mode.mean(axis=0),
     ":",
-    color="tab:blue",
+    color="tab:purple",
     label="plain, validation in training mode",
 )
 loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", ylim=(0, 2.5))
@@ -319,7 +325,7 @@ record(
 
 # %%
 fig, ax = plt.subplots(figsize=(5.2, 4.6))
-ConfusionMatrixDisplay(matrix).plot(ax=ax, cmap="Blues", colorbar=False)
+ConfusionMatrixDisplay(matrix).plot(ax=ax, cmap="Greys", colorbar=False)
 ax.set(xlabel="predicted label", ylabel="true label")
 save_figure(fig, "confusion")
 

@@ -80,6 +80,17 @@ for name, key in keys.items():
                 f"{key}{suffix}_acts": acts,
             }
         )
+# The first layer's gradient, He ÷ 4 and He × 4 against He, in units of the
+# 4 ** 8 of eight layers and the classifier: what the loss's own gradient adds.
+he_grad = statistics["He", False]["gradient_std"][0]
+record(
+    small_grad_excess=he_grad
+    / statistics["He ÷ 4", False]["gradient_std"][0]
+    / 4**depth,
+    large_grad_excess=statistics["He × 4", False]["gradient_std"][0]
+    / he_grad
+    / 4**depth,
+)
 # PyTorch's default weights with its biases set to zero, as He's are: the
 # biases are what keeps the default's outputs from vanishing.
 torch.manual_seed(0)

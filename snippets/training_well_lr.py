@@ -105,26 +105,29 @@ record(
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
-for bn, label, colour, marker, line in [  # not red/blue: that pair is sign
-    (True, "with batch normalisation", "tab:purple", "o", "-"),
-    (False, "without", "tab:orange", "s", "--"),
+for bn, label, colour, marker, line, nudge in [  # not red/blue: that is sign
+    (True, "with batch normalisation", "tab:purple", "o", "-", 0.88),
+    (False, "without", "tab:orange", "s", "--", 1.13),
 ]:
-    ax.errorbar(
-        lrs,
-        means[bn],
-        yerr=stds[bn],
-        marker=marker,
-        ls=line,
-        capsize=4,
-        color=colour,
-        label=label,
-    )
+    ax.plot(lrs, means[bn], marker=marker, ls=line, color=colour, label=label)
+    # Each seed as a dot, nudged sideways so the two sets stay apart: at the
+    # largest rate the runs split in two, which a mean ± std would hide.
+    for lr, accuracies in zip(lrs, by_seed[bn]):
+        ax.scatter(
+            [lr * nudge] * len(accuracies),
+            accuracies,
+            s=14,
+            marker=marker,
+            facecolors="none",
+            edgecolors=colour,
+            linewidths=0.8,
+        )
 ax.axhline(0.1, color="0.5", ls=":", label="chance")
 ax.set_xscale("log")
 ax.set(
     xlabel="learning rate (Adam)",
     ylabel="validation accuracy",
-    title="after 4 epochs, mean ± std over 3 seeds (6 at the largest rate)",
+    title="after 4 epochs: mean (line) and each seed (dots)",
     ylim=(0, 1.02),
 )
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=9, ncol=3)
@@ -153,6 +156,7 @@ for batch_norm in (True, False):
 
 
 # %%
+# --8<-- [start:range-check]
 def nearest_sweep_index(lr):
     """The sweep's learning rate nearest to lr (in log scale)."""
     return int(np.argmin(np.abs(np.log(lrs) - np.log(lr))))
@@ -162,12 +166,30 @@ def nearest_sweep_mean(bn, lr):
     return means[bn][nearest_sweep_index(lr)]
 
 
-def near_the_best(bn, lr):
-    """Is the sweep point nearest lr within twice the standard error of
-    the difference from the sweep's best (no clear difference)?"""
-    i, top = nearest_sweep_index(lr), int(np.argmax(means[bn]))
+def shortfall(bn, i):
+    """How far sweep point i falls below the sweep's best, and the standard
+    error of that difference (seeds and validation sampling)."""
+    top = int(np.argmax(means[bn]))
     se = difference_se(by_seed[bn][top], by_seed[bn][i], num_val)
-    return bool(means[bn][top] - means[bn][i] <= 2 * se)
+    return means[bn][top] - means[bn][i], se
+
+
+def near_the_best(bn, lr):
+    """No clear difference: the nearest sweep point's shortfall from the
+    sweep's best is within twice its standard error."""
+    gap, se = shortfall(bn, nearest_sweep_index(lr))
+    return bool(gap <= 2 * se)
+
+
+for bn in (True, False):
+    for lr in suggestions[bn]:
+        i = nearest_sweep_index(lr)
+        gap, se = shortfall(bn, i)
+        print(
+            f"batch norm {bn!s:5}  suggested {lr:.4f}  nearest {lrs[i]:<6}"
+            f"  {means[bn][i]:.3f}, {gap:.3f} ± {se:.3f} below the best"
+        )
+# --8<-- [end:range-check]
 
 
 for bn, name in [(True, "bn"), (False, "plain")]:
@@ -189,6 +211,30 @@ for bn, name in [(True, "bn"), (False, "plain")]:
             f"{name}_near_best_count": sum(
                 near_the_best(bn, lr) for lr in suggestions[bn]
             ),
+            f"{name}_shortfall_ses": [
+                shortfall(bn, nearest_sweep_index(lr))[1]
+                for lr in suggestions[bn]
+            ],
+            # How flat the top is: the sweep rates with no clear difference
+            # from the best, any of which the check would have accepted.
+            f"{name}_flat_lrs": [
+                lrs[i]
+                for i in range(len(lrs))
+                if shortfall(bn, i)[0] <= 2 * shortfall(bn, i)[1]
+            ],
+        }
+    )
+    flat = [lr for lr in lrs if near_the_best(bn, lr)]
+    worst = max(
+        (shortfall(bn, nearest_sweep_index(lr)) for lr in suggestions[bn]),
+        key=lambda gap_se: gap_se[0],
+    )
+    record(
+        **{
+            f"{name}_flat_lowest": min(flat),
+            f"{name}_flat_highest": max(flat),
+            f"{name}_worst_shortfall": worst[0],
+            f"{name}_worst_shortfall_se": worst[1],
         }
     )
 steps_per_epoch = len(data.X_train) // 64  # as mini_batches cuts an epoch

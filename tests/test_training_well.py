@@ -428,6 +428,24 @@ def test_the_split_sizes(part1):
     assert part1["num_val"] == NUM_VAL and part1["num_test"] == NUM_TEST
 
 
+def test_an_epoch_is_near_equal_batches_with_no_remainder_dropped(part1):
+    """The chapter: an epoch is steps_per_epoch mini-batches of
+    batch_size_smallest or batch_size_largest images, all of them used."""
+    steps = part1["steps_per_epoch"]
+    small, large = part1["batch_size_smallest"], part1["batch_size_largest"]
+    assert steps == part1["num_train"] // 64
+    assert large - small <= 1
+    assert small * steps <= part1["num_train"] <= large * steps
+    # the running average lags about ten mini-batches: "more than an epoch"
+    assert steps < 10
+
+
+def test_the_table_takes_each_seed_at_its_chosen_epoch(part1):
+    """The curves' caption: the table's means, at each seed's chosen epoch,
+    can lie above the mean curve's last point; they do for augmentation."""
+    assert part1["augmented_val_mean"] >= part1["augmented_val_curve"][-1] - 1e-9
+
+
 def test_without_augmentation_the_network_overfits(part1, claim):
     """The chapter: (nearly) every training image right, far fewer validation
     ones."""
@@ -595,6 +613,41 @@ def test_range_test_suggestions_and_the_sweep(lr, claim):
         assert near == lr[f"{name}_near_best_count"]
 
 
+def test_the_top_of_the_sweep_is_flat_where_the_chapter_says(lr, claim):
+    """The chapter: every rate from {name}_flat_lowest to {name}_flat_highest
+    shows no clear difference from the best (so any suggestion there passes
+    the check), the rates outside it do, and the top is narrower without
+    batch normalisation."""
+    span = {}
+    for name in ("bn", "plain"):
+        low, high = lr[f"{name}_flat_lowest"], lr[f"{name}_flat_highest"]
+        best = sweep_runs(lr, name, lr[f"{name}_best_lr"])
+        for rate in lr["lrs"]:
+            if rate == lr[f"{name}_best_lr"]:
+                continue
+            runs = sweep_runs(lr, name, rate)
+            effect = np.mean(best) - np.mean(runs)
+            uncertainty = difference_se(best, runs, NUM_VAL)
+            if low <= rate <= high:
+                claim.within(
+                    f"{name}: lr {rate} no clear difference from the best",
+                    effect,
+                    uncertainty,
+                )
+            else:
+                claim.exceeds(
+                    f"{name}: lr {rate} clearly below the best", effect, uncertainty
+                )
+        span[name] = lr["lrs"].index(high) - lr["lrs"].index(low)
+    assert span["plain"] < span["bn"]
+    # the farthest a suggestion's nearest point falls below the best, as quoted
+    worst = int(np.argmax(lr["plain_shortfalls"]))
+    assert lr["plain_worst_shortfall"] == pytest.approx(lr["plain_shortfalls"][worst])
+    assert lr["plain_worst_shortfall_se"] == pytest.approx(
+        lr["plain_shortfall_ses"][worst]
+    )
+
+
 def test_range_test_costs_a_fraction_of_the_sweep(lr):
     assert lr["range_cost_share"] < 0.25
 
@@ -654,6 +707,14 @@ def test_the_gradients_follow(init):
         init["he_grad_first"] / init["small_grad_first"],
     ):
         assert 1.5 * 4**8 < ratio < 4 * 4**8
+    # quoted in units of 4 ** 8 ("each lies further than the 4 ** 8")
+    assert init["small_grad_excess"] == pytest.approx(
+        init["he_grad_first"] / init["small_grad_first"] / 4**8
+    )
+    assert init["large_grad_excess"] == pytest.approx(
+        init["large_grad_first"] / init["he_grad_first"] / 4**8
+    )
+    assert min(init["small_grad_excess"], init["large_grad_excess"]) > 1
 
 
 def test_without_batch_norm_he_trains_best(init, claim):
