@@ -221,14 +221,22 @@ def matched_hidden(parameters, inputs, num_classes=10):
 class LocallyConnected2d(nn.Module):
     """Chapter 6. A 3 × 3 convolution without weight sharing: every output
     position of a size × size map has its own kernels and bias (locality
-    kept, sharing dropped). Padding 1 and stride 1, like SmallCNN's."""
+    kept, sharing dropped). Padding 1 and stride 1, like SmallCNN's.
+
+    weight[p] is position p's own matrix, (C_in k k, C_out): its window,
+    flattened in F.unfold's order, times the matrix, plus bias[:, p], gives
+    the C_out outputs there. LocalProduct computes that for every position.
+    """
 
     def __init__(self, C_in, C_out, size, kernel_size=3):
         super().__init__()
         fan_in = C_in * kernel_size**2
         bound = fan_in**-0.5  # nn.Conv2d's default range
+        # Drawn as nn.Conv2d draws its kernels, (C_out, fan_in), at each
+        # position; stored transposed, as the product reads it.
         weight = torch.empty(size * size, C_out, fan_in)
-        self.weight = nn.Parameter(weight.uniform_(-bound, bound))
+        weight = weight.uniform_(-bound, bound).transpose(1, 2)
+        self.weight = nn.Parameter(weight.contiguous())
         self.bias = nn.Parameter(
             torch.empty(C_out, size, size).uniform_(-bound, bound)
         )
@@ -241,10 +249,9 @@ class LocallyConnected2d(nn.Module):
                 f"this layer has kernels for {self.size} × {self.size} "
                 f"maps, got {H} × {W}"
             )
-        k = self.kernel_size
-        windows = F.unfold(X, k, padding=k // 2)  # (N, C_in k k, H W)
-        out = torch.einsum("nip,poi->nop", windows, self.weight)
-        return out.reshape(N, -1, H, W) + self.bias
+        if N > 128:  # a large batch (a test set) in parts that fit the cache
+            return torch.cat([self(part) for part in X.split(128)])
+        return LocalProduct.apply(X, self.weight, self.bias, self.kernel_size)
 
 
 def locally_connected(net, image_size=24):
@@ -263,6 +270,72 @@ def locally_connected(net, image_size=24):
 
 
 # --8<-- [end:local]
+
+
+# --8<-- [start:local-product]
+class LocalProduct(torch.autograd.Function):
+    """Chapter 6. The locally connected layer's arithmetic, and its gradients.
+
+    Each position p multiplies its windows, one per image, by its own matrix
+    weight[p]; torch.bmm does all positions in one call. It is fast only if
+    each position's windows are one compact block of memory, so they are
+    laid out (H W, C_in k k, N): position, window entry, image. The output
+    is channels last, (N, H, W, C_out) in memory, which batch norm and max
+    pooling read fastest. The gradients are written out in the same
+    layouts (autograd's own reach these blocks through transposed views and
+    copy them). tests/test_weight_sharing.py checks all of it against
+    F.unfold and einsum.
+    """
+
+    @staticmethod
+    def forward(ctx, X, weight, bias, k):
+        N, C, H, W = X.shape
+        pad = k // 2
+        padded = X.new_zeros(H + 2 * pad, W + 2 * pad, C, N)
+        padded[pad : pad + H, pad : pad + W] = X.permute(2, 3, 1, 0)
+        windows = torch.stack(  # (H, W, C, k k, N): the k k shifted images
+            [
+                padded[dy : dy + H, dx : dx + W]
+                for dy in range(k)
+                for dx in range(k)
+            ],
+            dim=3,
+        ).view(H * W, C * k * k, N)
+        bias_p = bias.flatten(1).T.unsqueeze(1)  # (H W, 1, C_out)
+        out = torch.baddbmm(bias_p, windows.transpose(1, 2), weight)
+        ctx.save_for_backward(windows, weight)
+        ctx.sizes = N, C, H, W, k
+        # (H W, N, C_out) to (N, C_out, H, W), channels last in memory
+        out = out.view(H, W, N, -1).permute(2, 3, 0, 1)
+        return out.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx, grad):
+        windows, weight = ctx.saved_tensors
+        N, C, H, W, k = ctx.sizes
+        pad = k // 2
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        grad = grad.permute(2, 3, 0, 1).reshape(H * W, N, -1)  # a view
+        grad_X = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[1]:
+            grad_weight = torch.bmm(windows, grad)  # (H W, C k k, C_out)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(dim=1).T.reshape(-1, H, W)
+        if ctx.needs_input_grad[0]:
+            grad_windows = torch.bmm(weight, grad.transpose(1, 2))
+            grad_windows = grad_windows.view(H, W, C, k * k, N)
+            grad_padded = grad.new_zeros(H + 2 * pad, W + 2 * pad, C, N)
+            for i in range(k * k):  # each window entry back to its pixel
+                dy, dx = divmod(i, k)
+                grad_padded[dy : dy + H, dx : dx + W] += grad_windows[..., i, :]
+            grad_X = grad_padded[pad : pad + H, pad : pad + W]
+            grad_X = grad_X.permute(3, 2, 0, 1).contiguous(
+                memory_format=torch.channels_last
+            )
+        return grad_X, grad_weight, grad_bias, None
+
+
+# --8<-- [end:local-product]
 
 
 # --8<-- [start:placements]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 from weight_sharing_ops import (
     LocallyConnected2d,
+    LocalProduct,
     accuracy_at,
     conv_as_matrix,
     equivariance_error,
@@ -259,7 +260,7 @@ def test_a_locally_connected_layer_with_tied_kernels_is_the_convolution(
     conv = nn.Conv2d(C_in, C_out, 3, padding=1)
     local = LocallyConnected2d(C_in, C_out, size)
     with torch.no_grad():
-        local.weight.copy_(conv.weight.flatten(1).expand(size * size, -1, -1))
+        local.weight.copy_(conv.weight.flatten(1).T.expand(size * size, -1, -1))
         local.bias.copy_(conv.bias[:, None, None].expand(-1, size, size))
         X = torch.rand(2, C_in, size, size)
         torch.testing.assert_close(local(X), conv(X))
@@ -272,10 +273,65 @@ def test_local_weights_on_the_padding_never_learn():
     torch.manual_seed(0)
     local = LocallyConnected2d(2, 3, 5)
     local(torch.rand(4, 2, 5, 5)).square().sum().backward()
-    grad = local.weight.grad.reshape(5, 5, 3, 2, 3, 3)  # position, out, in, tap
-    assert grad[0, :, :, :, 0, :].abs().max() == 0  # top row: the row above
-    assert grad[:, 4, :, :, :, 2].abs().max() == 0  # right column: beyond it
+    grad = local.weight.grad.reshape(5, 5, 2, 3, 3, 3)  # position, in, tap, out
+    assert grad[0, :, :, 0].abs().max() == 0  # top row: the row above
+    assert grad[:, 4, :, :, 2].abs().max() == 0  # right column: beyond it
     assert grad[2, 2].abs().min() > 0  # the centre sees only the image
+
+
+def unfold_einsum(X, weight, bias, k=3):
+    """The locally connected layer as its maths reads: each position's
+    windows (F.unfold) times that position's matrix, plus its bias."""
+    N, _, H, W = X.shape
+    windows = F.unfold(X, k, padding=k // 2)  # (N, C_in k k, H W)
+    out = torch.einsum("nip,pio->nop", windows, weight)
+    return out.reshape(N, -1, H, W) + bias
+
+
+@pytest.mark.parametrize(
+    "N, C_in, C_out, size",
+    [(5, 1, 4, 6), (3, 3, 2, 5), (2, 16, 32, 12), (130, 2, 3, 4)],
+)
+@pytest.mark.parametrize(
+    "memory_format",
+    [torch.contiguous_format, torch.channels_last],
+    ids=["contiguous", "channels_last"],
+)
+def test_the_fast_local_layer_computes_unfold_and_einsum(
+    N, C_in, C_out, size, memory_format
+):
+    """LocalProduct's layouts and hand-written gradients against the
+    straightforward version and autograd: outputs and the gradients for the
+    input, the weights and the biases, on random values (N = 130 takes the
+    path that splits a large batch)."""
+    torch.manual_seed(0)
+    local = LocallyConnected2d(C_in, C_out, size).double()
+    with torch.no_grad():  # biases as large as the weights, so both count
+        local.bias.normal_()
+    X = torch.randn(N, C_in, size, size, dtype=torch.float64)
+    X = X.contiguous(memory_format=memory_format).requires_grad_()
+    G = torch.randn(N, C_out, size, size, dtype=torch.float64)
+    G = G.contiguous(memory_format=memory_format)  # the gradient from above
+    params = (X, local.weight, local.bias)
+    fast = local(X)
+    slow = unfold_einsum(X, local.weight, local.bias)
+    torch.testing.assert_close(fast, slow)
+    for got, expected in zip(
+        torch.autograd.grad(fast, params, G),
+        torch.autograd.grad(slow, params, G),
+        strict=True,
+    ):
+        torch.testing.assert_close(got, expected)
+
+
+def test_the_local_product_passes_gradcheck():
+    torch.manual_seed(0)
+    local = LocallyConnected2d(2, 3, 4).double()
+    X = torch.randn(2, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda X, weight, bias: LocalProduct.apply(X, weight, bias, 3),
+        (X, local.weight, local.bias),
+    )
 
 
 def test_locally_connected_replaces_every_convolution():
