@@ -1,6 +1,7 @@
 """The snippet runner: caching, failures, determinism, standalone notebooks."""
 
 import json
+import platform
 import textwrap
 
 import nbformat
@@ -136,14 +137,31 @@ def test_cold_build_wall_time_schedules_snippets_like_the_pool(seconds, jobs, wa
     assert runner.wall_seconds(seconds, jobs) == wall
 
 
-def test_summary_prints_the_cold_build_against_its_budget(book):
+def test_summary_prints_the_cold_build_against_its_budget(book, monkeypatch):
     snippets, build = book
+    monkeypatch.setattr(runner, "available_cores", lambda: 3)
     lines = []
     runner.run(snippets_dir=snippets, build_dir=build, log=lines.append)
     cold = next(line for line in lines if "a cold build" in line)
-    assert "wall with 2 at a time" in cold
+    assert "wall with 3 at a time" in cold  # every core, by default
     assert f"budget {runner.BOOK_BUDGET_S} s" in cold
     assert "OVER" not in cold
+    assert any(line.startswith("  slowest: tiny ") for line in lines)
+
+
+def test_a_run_records_what_its_cache_key_is_made_of(book):
+    run(book)
+    recorded = json.loads((book[1] / "tiny" / "run.json").read_text())
+    assert recorded["key"] == runner.cache_key(book[0] / "tiny.py", book[0])
+    assert recorded["inputs"]["python"] == platform.python_version()
+    assert recorded["inputs"]["modules"] == ["book.py", "helper.py"]
+    assert recorded["finished"].endswith("+00:00")
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_fewer_than_one_job_is_refused(capsys, jobs):
+    assert runner.main(["--jobs", jobs]) == 1
+    assert f"jobs must be at least 1, got {jobs}" in capsys.readouterr().err
 
 
 def test_cli_reports_errors_with_exit_status(capsys):
