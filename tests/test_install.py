@@ -197,19 +197,25 @@ def test_a_missing_or_unfinished_environment_is_made(tmp_path, requirements):
     )
 
 
-def test_main_makes_the_environment_once_then_remakes_it_for_another_python(
-    tmp_path, requirements, monkeypatch, capsys
-):
-    ran = []
+@pytest.fixture
+def ran(tmp_path, monkeypatch):
+    """The commands main() runs, run by pretending: `-m venv` leaves a pyvenv.cfg."""
+    commands = []
 
     def run(command):
-        ran.append(command)
-        if command[1:3] == ["-m", "venv"]:  # what `python -m venv` leaves
+        commands.append(command)
+        if command[1:3] == ["-m", "venv"]:
             fake_venv(tmp_path, python=install.platform.python_version())
 
     monkeypatch.setattr(install, "run", run)
-    monkeypatch.setattr(install, "probe", Probe())
     monkeypatch.setattr(install.sys, "platform", "linux")
+    return commands
+
+
+def test_main_makes_the_environment_once_then_remakes_it_for_another_python(
+    tmp_path, requirements, ran, monkeypatch, capsys
+):
+    monkeypatch.setattr(install, "probe", Probe())
     venv = tmp_path / ".venv"
     args = ["--venv", str(venv), "--requirements", str(requirements)]
 
@@ -228,6 +234,31 @@ def test_main_makes_the_environment_once_then_remakes_it_for_another_python(
     assert install.main(args) == 0
     assert "has Python 3.10.0" in capsys.readouterr().out
     assert ran[0][1:3] == ["-m", "venv"]
+
+
+def test_main_says_why_then_that_the_cpu_index_is_unreachable(
+    tmp_path, requirements, ran, monkeypatch, capsys
+):
+    monkeypatch.setattr(install, "probe", Probe(why_not="timed out"))
+    venv = tmp_path / ".venv"
+    assert install.main(["--venv", str(venv), "--requirements", str(requirements)]) == 0
+    assert [command[-2:] for command in ran[1:]] == [["-r", str(requirements)]]
+    making, note, *_ = capsys.readouterr().out.splitlines()
+    assert making.startswith("Making .venv with Python")
+    assert note.startswith("PyTorch's CPU-only index") and "(timed out)" in note
+
+
+def test_a_dry_run_prints_the_plan_and_changes_nothing(
+    tmp_path, requirements, ran, monkeypatch, capsys
+):
+    monkeypatch.setattr(install, "probe", Probe())
+    venv = tmp_path / ".venv"
+    args = ["--venv", str(venv), "--requirements", str(requirements), "--dry-run"]
+    assert install.main(args) == 0
+    assert ran == [] and not venv.exists()
+    out = capsys.readouterr().out
+    assert "missing or unfinished; a remake would run:" in out
+    assert f"--index-url {install.CPU_INDEX} torch==2.13.0" in out
 
 
 def test_a_linked_environment_is_unlinked_not_emptied(tmp_path):
@@ -249,7 +280,9 @@ def test_a_failed_cpu_index_install_names_the_opt_in():
 
 
 def make_dry_run(*variables):
-    env = {k: v for k, v in os.environ.items() if k not in ("TORCH", "PYTHON")}
+    # Not the variables of a `make test` around this: a sub-make prints more.
+    outer = ("TORCH", "PYTHON", "MAKELEVEL", "MAKEFLAGS", "MFLAGS")
+    env = {k: v for k, v in os.environ.items() if k not in outer}
     result = subprocess.run(
         ["make", "-n", ".venv/.installed", *variables],
         cwd=ROOT,

@@ -219,16 +219,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     if reason is None and not args.dry_run:
         return 0
+    if args.dry_run:
+        print(f"{args.venv.name}: {reason or 'current'}; a remake would run:")
+    else:
+        python = platform.python_version()
+        print(f"Making {args.venv.name} with Python {python}: {reason}", flush=True)
     source = choose_torch_source(sys.platform, args.torch, probe)
     if source.note:
         print(source.note, flush=True)
     if args.dry_run:
         pin = torch_pin(args.requirements.read_text(encoding="utf-8"))
-        print(f"{args.venv.name}: {reason or 'current'}; a remake would run:")
         for command in pip_commands("python", args.requirements, pin, source):
             print("  " + shlex.join(command))
         return 0
-    print(f"Making {args.venv.name} with Python {platform.python_version()}: {reason}")
     try:
         make_venv(args.venv, args.requirements, args.torch, source)
     except subprocess.CalledProcessError as error:
