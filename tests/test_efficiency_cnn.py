@@ -111,8 +111,8 @@ def part_rounds(cnn, name, part):
 
 def test_the_changed_convolutions_are_a_small_share_of_the_time(cnn, claim):
     """The prose: the two changed convolutions do most of the standard
-    network's multiply-adds but take a small share of its layers' time, and
-    the max pools take longer than both."""
+    network's multiply-adds but take a small share of its layers' time; the
+    words for the max pools against them are the recorded verdict."""
     assert cnn["changed_mult_add_share"] > 0.9
     parts = ("first_conv", "changed", "pool", "norm_relu", "head")
     for name in ("standard", "separable"):
@@ -128,10 +128,17 @@ def test_the_changed_convolutions_are_a_small_share_of_the_time(cnn, claim):
     ratio, se = speed_ratio(
         part_rounds(cnn, "standard", "pool"), part_rounds(cnn, "standard", "changed")
     )
-    claim.exceeds(
-        "the max pools take longer than the changed convolutions (log)",
-        effect=math.log(ratio),
-        uncertainty=se,
+    assert ratio == pytest.approx(cnn["pool_changed_ratio"])
+    verdict = cnn["pools_vs_changed"]
+    assert verdict == compare(
+        ratio, se, ("less time than", "about as long as", "longer than")
+    )
+    state(
+        claim,
+        f"the max pools took {verdict} the changed convolutions",
+        verdict,
+        ratio,
+        se,
     )
 
 
