@@ -38,11 +38,14 @@ def test_the_separable_network_is_several_times_cheaper(cnn):
 
 
 def test_the_separable_network_is_less_accurate(cnn, standard, claim):
-    """The prose: at the same widths, the separable network scores lower on
-    average over the three seeds. Uncertainty: each mean's seed spread (the
-    sample std over the seeds) and the test set's sampling error."""
+    """The prose: at the same widths every separable seed scores below every
+    standard seed, and the gap of the means is close to its uncertainty (each
+    mean's seed spread and the test set's sampling error, as if the test sets
+    were independent): more than one standard error, not claimed to clear
+    two (it did not on the main build's seeds)."""
     accuracies = cnn["separable_accuracies"]
     assert len(accuracies) == cnn["num_seeds"]
+    assert max(accuracies) < min(standard["cnn_accuracies"])
     n, seeds = cnn["num_test"], cnn["num_seeds"]
     standard_se = math.hypot(
         standard["row_cnn_shifted_std"] / math.sqrt(seeds),
@@ -52,6 +55,7 @@ def test_the_separable_network_is_less_accurate(cnn, standard, claim):
         "the separable network is less accurate than the standard one",
         effect=standard["row_cnn_shifted_mean"] - np.mean(accuracies),
         uncertainty=math.hypot(standard_se, mean_se(accuracies, n)),
+        z=1,
     )
 
 
