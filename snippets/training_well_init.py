@@ -37,7 +37,10 @@ gains = {"PyTorch default": None, "He": 1.0, "He ÷ 4": 0.25, "He × 4": 4.0}
 
 def make_net(gain, batch_norm):
     net = PlainCNN(depth=8, width=16, batch_norm=batch_norm)
-    return net if gain is None else initialise(net, gain)
+    net = net if gain is None else initialise(net, gain)
+    # Stored channels last, as SmallCNN is (chapter 4): with batch
+    # normalisation a training step is about a fifth faster on a CPU.
+    return net.to(memory_format=torch.channels_last)
 
 
 statistics = {}
@@ -148,16 +151,17 @@ axes[1, 0].legend(
 save_figure(fig, "layers")
 
 # %% [markdown]
-# ## Training each, three seeds
+# ## Training each, six seeds
 
 # %%
 # --8<-- [start:trials]
 outcomes = {}
 seeds = range(6)  # the default's runs differ widely: more seeds
+num_epochs = 3  # enough to separate the initialisations clearly
 for batch_norm in (False, True):
     for name, gain in gains.items():
         make = partial(make_net, gain, batch_norm)
-        trials = fit_trials(make, data, seeds, num_epochs=4, lr=0.003)
+        trials = fit_trials(make, data, seeds, num_epochs=num_epochs, lr=0.003)
         outcomes[name, batch_norm] = trials
         print(
             f"batch norm {batch_norm!s:5}  {name:16} validation "
@@ -178,7 +182,12 @@ for name, key in keys.items():
                 f"{key}{suffix}_first_loss": float(np.mean(first_loss)),
             }
         )
-record(num_epochs=4, lr=0.003, num_seeds=len(seeds), num_val=len(data.X_val))
+record(
+    num_epochs=num_epochs,
+    lr=0.003,
+    num_seeds=len(seeds),
+    num_val=len(data.X_val),
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.6))
@@ -203,6 +212,9 @@ for offset, batch_norm, colour, hatch, label in [  # not red/blue: no sign
 ax.axhline(0.1, color="0.5", ls=":", label="chance")
 ax.set_xticks(positions, list(gains))
 ax.set(ylabel="validation accuracy", ylim=(0, 1.05))
-ax.set_title(f"after 4 epochs, mean ± std over {len(seeds)} seeds", fontsize=10)
+ax.set_title(
+    f"after {num_epochs} epochs, mean ± std over {len(seeds)} seeds",
+    fontsize=10,
+)
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=9, ncol=3)
 save_figure(fig, "init_training")

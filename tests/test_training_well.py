@@ -532,6 +532,10 @@ def test_choosing_on_the_test_set_flatters_it(part1, claim):
         mean_se(gaps),
     )
     assert part1["half_test"] == NUM_TEST // 2
+    # the candidates, the last epochs of each run, include every network
+    # validation chose: the chapter compares the two
+    assert part1["num_candidates"] == 2 * part1["peek_epochs"]
+    assert min(part1["augmented_best_epochs"]) >= part1["peek_first_epoch"]
 
 
 # Part 2: the learning rate -------------------------------------------------------
