@@ -14,7 +14,11 @@ from functools import partial
 import torch
 from torch import nn
 
-from book import Split
+from book import PROTOCOL, Split
+
+# The chapter's training protocol: the book's (chapters 2 to 4), for 10
+# epochs instead of 15, so that each part of the chapter fits the time budget.
+TRIALS = {**PROTOCOL, "num_epochs": 10}
 
 
 # --8<-- [start:costs]
@@ -605,8 +609,9 @@ def alexnet_mini(batch_norm=True):
     """Chapter 9. AlexNet's pattern with about a twelfth of its channels:
     a large strided first kernel, overlapping pools, three 3 × 3
     convolutions in a row, two hidden linear layers with dropout. Batch
-    normalisation (by default) takes the place of response normalisation."""
-    return AlexNet(
+    normalisation (by default) takes the place of response normalisation.
+    Weights stored channels-last: it trains about a quarter faster so."""
+    net = AlexNet(
         image_size=24,
         in_channels=1,
         num_classes=10,
@@ -618,13 +623,15 @@ def alexnet_mini(batch_norm=True):
         batch_norm=batch_norm,
         response_norm=not batch_norm,
     )
+    return net.to(memory_format=torch.channels_last)
 
 
 def vgg_mini(batch_norm=True):
     """Chapter 9. VGG's configuration A with a sixteenth of its channels
     and four of its five stages: 24 pixels halve four times, to 1 (the
-    last pool, on 3 × 3 maps, reads their top-left 2 × 2 window)."""
-    return VGG(
+    last pool, on 3 × 3 maps, reads their top-left 2 × 2 window). Weights
+    stored channels-last: it trains a tenth to a fifth faster so."""
+    net = VGG(
         [4, "M", 8, "M", 16, 16, "M", 32, 32, "M"],
         image_size=24,
         in_channels=1,
@@ -632,6 +639,7 @@ def vgg_mini(batch_norm=True):
         hidden=64,
         batch_norm=batch_norm,
     )
+    return net.to(memory_format=torch.channels_last)
 
 
 def resnet_mini(shortcut="zero-padding"):
