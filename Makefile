@@ -10,7 +10,7 @@ INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := site
-.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse replicate
+.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse replicate bench
 
 $(INSTALLED): requirements.txt
 	rm -rf $(VENV)
@@ -74,6 +74,11 @@ lighthouse: site
 	@command -v npm >/dev/null 2>&1 || { echo "make lighthouse needs Node.js and npm"; exit 1; }
 	@$(MAKE) --no-print-directory $(NODE_INSTALLED)
 	$(BIN)/python -m tools.lighthouse
+
+## Time a cold and a warm `make site` and `make test` in a fresh clone of HEAD,
+## and every snippet (slow: the whole book and suite run once more).
+bench: $(INSTALLED)
+	$(BIN)/python -m tools.bench --python $(PYTHON)
 
 clean:
 	rm -rf build site outputs .pytest_cache .ruff_cache
