@@ -157,10 +157,6 @@ np.savez_compressed(out / "reference.npz", **reference)
 probabilities = reference["trained-seed0/probabilities"]
 print("seed 0 reads the ten digits as", probabilities[:10].argmax(axis=1))
 # --8<-- [end:reference]
-untrained_top = [
-    reference[f"untrained-seed{s}/probabilities"][:10].max(axis=1)
-    for s in SEEDS
-]
 record(
     digits_read_right={
         name: int(
@@ -169,7 +165,27 @@ record(
         for name in networks
     },
     num_inputs=len(inputs),
-    untrained_top_probability_max=float(np.max(untrained_top)),
+)
+
+# %% [markdown]
+# What the untrained networks make of the test digits: how often each one
+# gives its most common answer, and its largest probability for any digit.
+
+# %%
+common_share, top_probability = [], []
+for seed in SEEDS:
+    net = networks[f"untrained-seed{seed}"]
+    probabilities = block_outputs(net, data.X_test)["probabilities"]
+    answers = probabilities.argmax(dim=1)
+    common_share.append(answers.bincount().max().item() / len(answers))
+    top_probability.append(probabilities.max().item())
+print("most common answer's share:", common_share)
+print("largest probability:", top_probability)
+record(
+    untrained_common_answer_shares=common_share,
+    untrained_common_answer_share_min=min(common_share),
+    untrained_top_probabilities=top_probability,
+    untrained_top_probability_max=max(top_probability),
 )
 
 # %% [markdown]

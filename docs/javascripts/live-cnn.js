@@ -28,7 +28,8 @@
   const BRUSH = 1.0; // radius of full ink, in pixels; the edge fades over 1
   const ERASER = 1.5;
   const GREY_BAR = "linear-gradient(to right, #ffffff, #000000)"; // 0 white
-  const NETWORKS = { trained: "trained", untrained: "untrained" };
+  // Arrow keys as (rows, columns) steps.
+  const STEPS = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
 
   // --- Reading the files ---------------------------------------------------
 
@@ -244,7 +245,9 @@
       for (let x = x0; x <= x1; x++) {
         const px = x + 0.5;
         const py = y + 0.5;
-        const t = length2 > 0 ? Math.min(1, Math.max(0, ((px - ax) * dx + (py - ay) * dy) / length2)) : 0;
+        // The segment's point nearest the pixel's centre: a + t (b - a).
+        const along = length2 > 0 ? ((px - ax) * dx + (py - ay) * dy) / length2 : 0;
+        const t = Math.min(1, Math.max(0, along));
         const distance = Math.hypot(px - ax - t * dx, py - ay - t * dy);
         const ink = Math.min(1, Math.max(0, radius + 1 - distance));
         const i = y * SIZE + x;
@@ -253,24 +256,46 @@
     }
   }
 
-  /** Values into an RGBA image: white 0, black at high (the book's colours
-   * for a map without negative values). */
+  /** A 7 drawn with the page's brush, to start with: a bar, then a stroke
+   * down to the left (points are (column, row) in pixels). */
+  function sampleSeven() {
+    const image = new Float32Array(SIZE * SIZE);
+    stroke(image, [7.5, 6.5], [16.5, 6.5], BRUSH, false);
+    stroke(image, [16.5, 6.5], [11.5, 18.5], BRUSH, false);
+    return image;
+  }
+
+  // One 32-bit word per RGBA pixel: opaque grey g, in the platform's order.
+  const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  const GREYS = Uint32Array.from({ length: 256 }, (_, g) =>
+    LITTLE_ENDIAN ? 0xff000000 + g * 0x010101 : g * 0x01010100 + 0xff,
+  );
+
+  /** An n × n map into 32-bit RGBA pixels at (x0, y0), each value a
+   * scale × scale square: white 0, black at high (the book's colours for a
+   * map without negative values). */
   function paint(pixels, width, x0, y0, values, n, scale, high) {
     for (let y = 0; y < n; y++) {
       for (let x = 0; x < n; x++) {
         const t = high > 0 ? Math.min(1, values[y * n + x] / high) : 0;
-        const grey = Math.round(255 * (1 - t));
+        const colour = GREYS[Math.round(255 * (1 - t))];
+        const start = (y0 + y * scale) * width + x0 + x * scale;
         for (let dy = 0; dy < scale; dy++) {
-          let i = 4 * ((y0 + y * scale + dy) * width + x0 + x * scale);
-          for (let dx = 0; dx < scale; dx++, i += 4) {
-            pixels[i] = grey;
-            pixels[i + 1] = grey;
-            pixels[i + 2] = grey;
-            pixels[i + 3] = 255;
-          }
+          pixels.fill(colour, start + dy * width, start + dy * width + scale);
         }
       }
     }
+  }
+
+  /** A canvas's pixels, kept between redraws: the gaps between maps are
+   * never painted and stay transparent. */
+  function surface(canvas) {
+    const context = canvas.getContext("2d");
+    const picture = context.createImageData(canvas.width, canvas.height);
+    return {
+      pixels: new Uint32Array(picture.data.buffer),
+      show: () => context.putImageData(picture, 0, 0),
+    };
   }
 
   function largest(values) {
@@ -285,7 +310,7 @@
   }
 
   function percent(value) {
-    return `${(100 * value).toFixed(value >= 0.995 || value < 0.01 ? 1 : 0)}%`;
+    return `${(100 * value).toFixed(1)}%`;
   }
 
   function element(tag, attributes = {}, children = []) {
@@ -352,15 +377,19 @@
       );
       return cache[name];
     }
-    const [digitFile, firstNetwork] = await Promise.all([
-      fetchTensors(new URL("digits.safetensors", files).href),
-      network("trained", 0),
-    ]);
-    const labels = JSON.parse(digitFile.metadata.labels);
-    const digitImages = digitFile.tensors.images;
-    const testDigits = labels.map((label, n) =>
-      digitImages.data.slice(n * SIZE * SIZE, (n + 1) * SIZE * SIZE),
-    );
+    const firstNetwork = await network("trained", 0);
+    // The test digits are fetched when the reader first asks for one.
+    let digits = null;
+    function testDigits() {
+      digits ??= fetchTensors(new URL("digits.safetensors", files).href).then((file) => {
+        const { data } = file.tensors.images;
+        return JSON.parse(file.metadata.labels).map((label, n) => ({
+          label,
+          image: data.slice(n * SIZE * SIZE, (n + 1) * SIZE * SIZE),
+        }));
+      });
+      return digits;
+    }
     const uid = `live-cnn-${document.querySelectorAll(".live-cnn[data-ready]").length}`;
 
     // Controls.
@@ -373,18 +402,30 @@
       ["erase", "Erase"],
       ["move", "Move"],
     ]) {
-      const input = element("input", { type: "radio", name: `${uid}-mode`, value, id: `${uid}-${value}` });
+      const input = element("input", {
+        type: "radio",
+        name: `${uid}-mode`,
+        value,
+        id: `${uid}-${value}`,
+      });
       modeInputs[value] = input;
-      modes.append(element("label", { for: input.id, class: "live-cnn__mode" }, [input, ` ${text}`]));
+      modes.append(
+        element("label", { for: input.id, class: "live-cnn__mode" }, [input, ` ${text}`]),
+      );
     }
-    const clear = element("button", { type: "button", class: "live-cnn__button", text: "Clear the canvas" });
+    const clear = element("button", {
+      type: "button",
+      class: "live-cnn__button",
+      text: "Clear the canvas",
+    });
     const digitMenu = select(`${uid}-digit`, "Test digit", [
       ["", "your drawing"],
-      ...labels.map((label, n) => [String(n), `a ${label}`]),
+      // The snippet exports the first test digit of each class, in order.
+      ...Array.from({ length: firstNetwork.numClasses }, (_, n) => [String(n), `a ${n}`]),
     ]);
     const kindMenu = select(`${uid}-kind`, "Network", [
-      [NETWORKS.trained, "trained (chapter 4)"],
-      [NETWORKS.untrained, "untrained (its start)"],
+      ["trained", "trained (chapter 4)"],
+      ["untrained", "untrained (before training)"],
     ]);
     const seedMenu = select(`${uid}-seed`, "Seed", [
       ["0", "0"],
@@ -428,7 +469,10 @@
     // The prediction: a headline and one bar per class.
     const headline = element("p", { class: "live-cnn__headline" });
     const bars = [];
-    const barList = element("ul", { class: "live-cnn__probabilities", "aria-label": "Probability of each class" });
+    const barList = element("ul", {
+      class: "live-cnn__probabilities",
+      "aria-label": "Probability of each class",
+    });
     for (let k = 0; k < firstNetwork.numClasses; k++) {
       const fill = element("span", { class: "live-cnn__fill" });
       const value = element("span", { class: "live-cnn__value" });
@@ -519,10 +563,8 @@
     // State.
     const state = {
       mode: "draw",
-      kind: NETWORKS.trained,
-      seed: 0,
-      digit: 7,
-      source: testDigits[7].slice(), // the digit as drawn or picked
+      digit: null, // which test digit, if one was picked
+      source: sampleSeven(), // the digit as drawn or picked
       dy: 0, // how far it has been moved
       dx: 0,
       cursor: [SIZE / 2, SIZE / 2], // the keyboard brush: row, column
@@ -533,9 +575,7 @@
     const api = {
       state,
       output: null,
-      forward,
-      shifted,
-      fields: () => net.fields,
+      field: null, // the outlined receptive field, if any
       encode: toBase64,
       async run(kind, seed, imageBase64) {
         const chosen = await network(kind, seed);
@@ -548,13 +588,22 @@
           probabilities: toBase64(out.probabilities),
         };
       },
-      /** Milliseconds per forward pass and redraw, runs times over. */
-      benchmark(runs) {
-        const times = [];
+      /** Milliseconds per forward pass alone (runs times in a row), and
+       * per forward pass and redraw (the whole update), once a frame for
+       * runs frames, as while the reader drags. */
+      async benchmark(runs) {
+        const image = currentImage();
+        const times = { forward: [], update: [] };
         for (let i = 0; i < runs; i++) {
           const start = performance.now();
+          forward(net, image);
+          times.forward.push(performance.now() - start);
+        }
+        for (let i = 0; i < runs; i++) {
+          await new Promise((resolve) => requestAnimationFrame(resolve));
+          const start = performance.now();
           update();
-          times.push(performance.now() - start);
+          times.update.push(performance.now() - start);
         }
         return times;
       },
@@ -581,40 +630,38 @@
       }
     }
 
+    const inputSurface = surface(input);
     function drawInput(image) {
-      const context = input.getContext("2d");
-      const picture = context.createImageData(SIZE, SIZE);
       for (let i = 0; i < SIZE * SIZE; i++) {
-        const grey = Math.round(255 * (1 - Math.min(1, Math.max(0, image[i]))));
-        picture.data.set([grey, grey, grey, 255], 4 * i);
+        inputSurface.pixels[i] = GREYS[Math.round(255 * (1 - Math.min(1, Math.max(0, image[i]))))];
       }
-      context.putImageData(picture, 0, 0);
+      inputSurface.show();
     }
 
+    for (const view of blockViews) view.surface = surface(view.canvas);
     function drawMaps(view, values) {
       const { canvas, n, scale, channels } = view;
-      const context = canvas.getContext("2d");
-      const picture = context.createImageData(canvas.width, canvas.height); // clear: gaps
       const high = largest(values);
       for (let c = 0; c < channels; c++) {
         const x0 = (c % COLUMNS) * (MAP_PIXELS + GAP);
         const y0 = Math.floor(c / COLUMNS) * (MAP_PIXELS + GAP);
-        paint(picture.data, canvas.width, x0, y0, values.subarray(c * n * n, (c + 1) * n * n), n, scale, high);
+        const map = values.subarray(c * n * n, (c + 1) * n * n);
+        paint(view.surface.pixels, canvas.width, x0, y0, map, n, scale, high);
       }
-      context.putImageData(picture, 0, 0);
+      view.surface.show();
       view.bar.show(high);
       return high;
     }
 
+    const poolSurface = surface(poolCanvas);
     function drawPooled(values, high) {
-      const context = poolCanvas.getContext("2d");
-      const picture = context.createImageData(poolCanvas.width, poolCanvas.height);
       for (let c = 0; c < values.length; c++) {
         const x0 = (c % COLUMNS) * (CELL + GAP);
         const y0 = Math.floor(c / COLUMNS) * (CELL + GAP);
-        paint(picture.data, poolCanvas.width, x0, y0, values.subarray(c, c + 1), 1, CELL, high);
+        const value = values.subarray(c, c + 1);
+        paint(poolSurface.pixels, poolCanvas.width, x0, y0, value, 1, CELL, high);
       }
-      context.putImageData(picture, 0, 0);
+      poolSurface.show();
       poolBar.show(high);
     }
 
@@ -676,11 +723,15 @@
       const { dy, dx } = state;
       if (dy === 0 && dx === 0) return "The digit is where it was drawn or picked.";
       const parts = [];
-      if (dx) parts.push(`${Math.abs(dx)} ${dx > 0 ? "right" : "left"}`);
-      if (dy) parts.push(`${Math.abs(dy)} ${dy > 0 ? "down" : "up"}`);
-      const moved = `Moved ${parts.join(" and ")} (pixels)`;
+      if (dx) parts.push([Math.abs(dx), dx > 0 ? "right" : "left"]);
+      if (dy) parts.push([Math.abs(dy), dy > 0 ? "down" : "up"]);
+      const [first, ...rest] = parts.map(([d, way]) => `${d} ${way}`);
+      const unit = parts[0][0] === 1 ? "pixel" : "pixels";
+      const moved = `Moved ${[first.replace(" ", ` ${unit} `), ...rest].join(" and ")}`;
       const step = net.fields[net.fields.length - 1].step;
-      const values = empty ? "" : `; the ${last.channels} values the classifier reads changed by ${percent(change)}`;
+      const values = empty
+        ? ""
+        : `; the ${last.channels} values the classifier reads changed by ${percent(change)}`;
       if (dy % step === 0 && dx % step === 0) {
         const cells = [];
         const count = (d) => `${Math.abs(d / step)} ${Math.abs(d) === step ? "cell" : "cells"}`;
@@ -691,13 +742,16 @@
           `${cells.join(" and ")}, exactly so away from the border${values}.`
         );
       }
-      return `${moved}: off block 3's ${step}-pixel grid, so its maps changed, not only moved${values}.`;
+      return (
+        `${moved}: off block 3's ${step}-pixel grid, so its maps changed, ` +
+        `not only moved${values}.`
+      );
     }
 
     function showAbout() {
       about.textContent =
         `${net.trained ? "Trained" : "Untrained"}, seed ${net.seed}: it reads ` +
-        `${(100 * net.accuracy).toFixed(1)}% of the ${net.numTest} test digits right.`;
+        `${percent(net.accuracy)} of the ${net.numTest} test digits right.`;
     }
 
     // The chosen unit and its receptive field.
@@ -708,6 +762,7 @@
       if (!state.unit) {
         inputField.hidden = true;
         unitText.textContent = "";
+        api.field = null;
         return;
       }
       const { block, channel, row, col } = state.unit;
@@ -715,7 +770,8 @@
       const { n, scale } = view;
       const x = (channel % COLUMNS) * (MAP_PIXELS + GAP) + col * scale;
       const y = Math.floor(channel / COLUMNS) * (MAP_PIXELS + GAP) + row * scale;
-      place(view.outline, x / view.canvas.width, y / view.canvas.height, scale / view.canvas.width, scale / view.canvas.height);
+      const { width, height } = view.canvas;
+      place(view.outline, x / width, y / height, scale / width, scale / height);
       const { size, step, start } = net.fields[block];
       const topRow = start + step * row;
       const leftCol = start + step * col;
@@ -729,7 +785,7 @@
       const cut = r1 - r0 < size || c1 - c0 < size ? ", cut by the canvas's border" : "";
       unitText.textContent =
         `Block ${block + 1}, map ${channel + 1}, unit at row ${row}, column ${col}: ` +
-        `${format(value)}. It sees input rows ${r0} to ${r1 - 1} and columns ${c0} to ` +
+        `value ${format(value)}. It sees input rows ${r0} to ${r1 - 1} and columns ${c0} to ` +
         `${c1 - 1} (its field is ${size} × ${size} pixels${cut}), outlined on the input.`;
       api.field = { top: topRow, left: leftCol, size, shown: [r0, c0, r1, c1] };
     }
@@ -750,7 +806,8 @@
       const inX = x - gridCol * (MAP_PIXELS + GAP);
       const inY = y - gridRow * (MAP_PIXELS + GAP);
       const channel = gridRow * COLUMNS + gridCol;
-      if (inX >= MAP_PIXELS || inY >= MAP_PIXELS || channel >= view.channels || gridCol >= COLUMNS) {
+      const inGap = inX >= MAP_PIXELS || inY >= MAP_PIXELS;
+      if (inGap || channel >= view.channels || gridCol >= COLUMNS) {
         return null;
       }
       return {
@@ -789,14 +846,13 @@
         showUnit();
       });
       view.canvas.addEventListener("keydown", (event) => {
-        const steps = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
-        if (!(event.key in steps) || !state.unit) return;
+        if (!(event.key in STEPS) || !state.unit) return;
         event.preventDefault();
         // Units in one grid across the maps: past a map's edge, the next map.
         const { n } = view;
         const unit = state.unit;
-        let gx = (unit.channel % COLUMNS) * n + unit.col + steps[event.key][1];
-        let gy = Math.floor(unit.channel / COLUMNS) * n + unit.row + steps[event.key][0];
+        let gx = (unit.channel % COLUMNS) * n + unit.col + STEPS[event.key][1];
+        let gy = Math.floor(unit.channel / COLUMNS) * n + unit.row + STEPS[event.key][0];
         const rows = Math.ceil(view.channels / COLUMNS);
         gx = Math.min(COLUMNS * n - 1, Math.max(0, gx));
         gy = Math.min(rows * n - 1, Math.max(0, gy));
@@ -885,11 +941,10 @@
     input.addEventListener("focus", showCursor);
     input.addEventListener("blur", showCursor);
     input.addEventListener("keydown", (event) => {
-      const steps = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
       const centre = ([row, col]) => [col + 0.5, row + 0.5];
-      if (event.key in steps) {
+      if (event.key in STEPS) {
         event.preventDefault();
-        const [sy, sx] = steps[event.key];
+        const [sy, sx] = STEPS[event.key];
         if (state.mode === "move") {
           const by = event.shiftKey ? net.fields[net.fields.length - 1].step : 1;
           moveTo(state.dy + by * sy, state.dx + by * sx);
@@ -937,16 +992,29 @@
       unmoved = null;
       update();
     });
-    digitMenu.menu.value = String(state.digit);
-    digitMenu.menu.addEventListener("change", () => {
+    digitMenu.menu.value = "";
+    digitMenu.menu.addEventListener("change", async () => {
       const value = digitMenu.menu.value;
       if (value === "") return; // "your drawing": nothing to load
-      state.digit = Number(value);
-      state.source = testDigits[state.digit].slice();
-      state.dy = 0;
-      state.dx = 0;
-      unmoved = null;
-      update();
+      root.dataset.ready = "loading";
+      try {
+        const picked = (await testDigits())[Number(value)];
+        if (digitMenu.menu.value !== value) return; // the reader chose again
+        state.digit = Number(value);
+        state.source = picked.image.slice();
+        state.dy = 0;
+        state.dx = 0;
+        unmoved = null;
+        update();
+      } catch (error) {
+        digits = null; // try again next time
+        digitMenu.menu.value = "";
+        about.textContent =
+          `The test digits could not be loaded (${error.message}): ` +
+          "try reloading the page.";
+        console.error("live CNN:", error);
+      }
+      root.dataset.ready = "true";
     });
     async function switchNetwork() {
       const kind = kindMenu.menu.value;
@@ -957,14 +1025,13 @@
         const chosen = await network(kind, seed);
         if (kindMenu.menu.value !== kind || Number(seedMenu.menu.value) !== seed) return;
         net = chosen;
-        state.kind = kind;
-        state.seed = seed;
         unmoved = null;
         showAbout();
         update();
         root.dataset.ready = "true";
       } catch (error) {
-        about.textContent = `That network could not be loaded (${error.message}): try reloading the page.`;
+        about.textContent =
+          `That network could not be loaded (${error.message}): try reloading the page.`;
         console.error("live CNN:", error);
         root.dataset.ready = "true";
       }
@@ -989,7 +1056,8 @@
         ? "Opened as a file from disk, the page cannot read the network's weights. "
         : "A file of weights may have failed to load: try reloading the page. ";
     status.replaceChildren(
-      `The live network could not start (${String(error.message || error).replace(/\.$/, "")}). ${cause}`,
+      `The live network could not start (${String(error.message || error).replace(/\.$/, "")}). ` +
+        cause,
       "It needs the site served by a web server: from a clone of the repository, run ",
       element("code", { text: "make serve" }),
       " and open the address it prints.",
