@@ -239,7 +239,8 @@ def test_keyboard_alone_draws_and_moves_a_digit(page):
     shown = output(page)
     assert page.evaluate(f"[{API}.state.dy, {API}.state.dx]") == [-1, -3]
     np.testing.assert_array_equal(shown["image"], np.roll(image, (-1, -3), (0, 1)))
-    assert "Moved 3 pixels left and 1 up" in page.locator(".live-cnn__moved").inner_text()
+    moved = page.locator(".live-cnn__moved").inner_text()
+    assert "Moved 3 pixels left and 1 up" in moved
     assert_shows_what_pytorch_computes(page, "trained-seed0")
 
 
