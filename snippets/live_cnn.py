@@ -147,7 +147,6 @@ record(
 # empty canvas. They go to `reference.npz` for the tests.
 
 # %%
-# --8<-- [start:reference]
 inputs = torch.cat([digits, torch.zeros(1, 1, 24, 24)])  # digits, then blank
 reference = {"inputs": inputs[:, 0].numpy()}
 for name, net in networks.items():
@@ -156,7 +155,6 @@ for name, net in networks.items():
 np.savez_compressed(out / "reference.npz", **reference)
 probabilities = reference["trained-seed0/probabilities"]
 print("seed 0 reads the ten digits as", probabilities[:10].argmax(axis=1))
-# --8<-- [end:reference]
 record(
     digits_read_right={
         name: int(
@@ -187,6 +185,18 @@ record(
     untrained_top_probabilities=top_probability,
     untrained_top_probability_max=max(top_probability),
 )
+
+# %% [markdown]
+# The two trained networks: on how many test digits do their answers differ?
+
+# %%
+answers = [
+    block_outputs(networks[f"trained-seed{seed}"], data.X_test)[
+        "probabilities"
+    ].argmax(dim=1)
+    for seed in SEEDS
+]
+record(seeds_disagree_share=(answers[0] != answers[1]).float().mean())
 
 # %% [markdown]
 # ## Moving a digit: on block 3's grid and off it

@@ -17,7 +17,6 @@ from torch import nn
 from what_cnns_learn_ops import BLOCK_ENDS, CNN_LAYERS, field_box
 
 
-# --8<-- [start:save]
 def save_tensors(path, tensors, metadata=None):
     """Write named tensors as little-endian float32 in the safetensors
     layout: the header's length (8 bytes), a JSON header that gives each
@@ -59,9 +58,6 @@ def save_tensors(path, tensors, metadata=None):
         file.write(b"".join(chunks))
 
 
-# --8<-- [end:save]
-
-
 def load_tensors(path):
     """The tensors and metadata save_tensors wrote: ({name: tensor}, dict)."""
     raw = Path(path).read_bytes()
@@ -81,7 +77,6 @@ def load_tensors(path):
     return tensors, metadata
 
 
-# --8<-- [start:describe]
 def block_layout(net):
     """How each block of a SmallCNN is built, as the page rebuilds it: an
     optional 2 × 2 max pool, then the state_dict names of its 3 × 3
@@ -139,9 +134,6 @@ def network_file(net, **metadata):
         **{key: str(value) for key, value in metadata.items()},
     }
     return tensors, described
-
-
-# --8<-- [end:describe]
 
 
 # --8<-- [start:outputs]

@@ -344,6 +344,10 @@ def test_the_untrained_network_reads_digits_as_guessing_would(results, claim, se
     assert live["untrained_common_answer_shares"][seed] > 0.5
 
 
+def test_the_two_seeds_do_not_always_give_the_same_answer(results):
+    assert 0 < results["live_cnn"]["seeds_disagree_share"] < 0.5
+
+
 def test_the_two_seeds_reach_about_the_same_accuracy(results, claim):
     live = results["live_cnn"]
     (a, b), n = live["trained_accuracies"], live["num_test"]
