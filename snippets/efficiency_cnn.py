@@ -232,6 +232,9 @@ changed = speed_ratio(
     rounds["standard"]["convolutions 2 and 3"],
     rounds["separable"]["convolutions 2 and 3"],
 )
+pools = speed_ratio(  # the standard network's max pools against the changed
+    rounds["standard"]["max pools"], rounds["standard"]["convolutions 2 and 3"]
+)
 same = {  # layers the two networks share: how far their times differ
     p: speed_ratio(rounds["standard"][p], rounds["separable"][p])
     for p in ("convolution 1", "max pools")
@@ -265,6 +268,11 @@ record(
         f"same_{SLUG}_ratio_se": same[p][1]
         for p, SLUG in [("convolution 1", "first_conv"), ("max pools", "pool")]
     },
+    pool_changed_ratio=pools[0],
+    pool_changed_ratio_se=pools[1],
+    pools_vs_changed=compare(
+        *pools, words=("less time than", "about as long as", "longer than")
+    ),
     pool_million_numbers=pool_numbers / 1e6,
     pool_numbers_per_ns=pool_numbers / (ms["standard"]["max pools"] * 1e6),
     whole_pass_rounds_ms={n: (w * 1e3).tolist() for n, w in whole.items()},

@@ -377,7 +377,7 @@ record(
 
 # %%
 # --8<-- [start:occlusion-maps]
-num_maps = 100  # the first 100 test images: 121 squares each
+num_maps = 50  # the first 50 test images (121 squares each): enough
 occlusion = torch.stack(
     [occlusion_map(net, X[i], y[i]) for i in range(num_maps)]
 )  # (100, 24, 24)

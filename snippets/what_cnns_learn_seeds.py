@@ -56,8 +56,9 @@ def trained_network(seed):
     return frozen(net), frozen(initial)
 
 
-def measure(net, initial):
-    """Every number part 1 recorded, and the class images made for net."""
+def measure(net, initial, starts=2):
+    """Every number part 1 recorded, and the class images made for net,
+    from starts random starts per class (part 1 made one)."""
     found = {}
     S, S0 = (
         kernel_energy_shares(n.blocks[0][0].weight) for n in (net, initial)
@@ -101,15 +102,18 @@ def measure(net, initial):
     for name in ("no_ink", "moved_ink"):
         fall = found["as_is_logit"] - found[f"{name}_logit"]
         found[f"{name.removeprefix('no_')}_logit_fall"] = fall
+    num_maps = 50  # as part 1
     occlusion = torch.stack(
-        [occlusion_map(net, X[i], y[i]) for i in range(100)]
+        [occlusion_map(net, X[i], y[i]) for i in range(num_maps)]
     )
-    found["occlusion_box_share"] = share_inside(occlusion, boxes[:100]).mean()
+    found["occlusion_box_share"] = share_inside(
+        occlusion, boxes[:num_maps]
+    ).mean()
     occlusion = torch.stack(
-        [occlusion_map(initial, X[i], y[i]) for i in range(100)]
+        [occlusion_map(initial, X[i], y[i]) for i in range(num_maps)]
     )
     found["occlusion_initial_box_share"] = share_inside(
-        occlusion, boxes[:100]
+        occlusion, boxes[:num_maps]
     ).mean()
     gradients = saliency(net, X, y)
     found["saliency_box_share"] = share_inside(gradients, boxes).mean()
@@ -120,22 +124,24 @@ def measure(net, initial):
     found["times_input_box_share"] = share_inside(
         gradients * X[:, 0], boxes
     ).mean()
-    made = {}
+    made = {}  # starts images per class; image n is made for class n % 10
     with torch.no_grad():
         best_real = net(X).amax(dim=0)
     for name, options in [("plain", PLAIN), ("readable", READABLE)]:
         made[name] = maximise_activation(
-            class_score(net), (10, 1, 24, 24), **options
+            class_score(net), (10 * starts, 1, 24, 24), **options
         )
-        with torch.no_grad():
-            logits = net(made[name])
+        with torch.no_grad():  # the first start's ten, as in part 1
+            logits = net(made[name][:10])
         ratio = logits[torch.arange(10), torch.arange(10)] / best_real
         found[f"{name}_class_ratio_min"] = ratio.min()
         found[f"{name}_class_ratio_mean"] = ratio.mean()
         found[f"{name}_class_hits"] = (
             logits.argmax(dim=1) == torch.arange(10)
         ).sum()
-        found[f"{name}_total_variation"] = total_variation(made[name]).mean()
+        found[f"{name}_total_variation"] = total_variation(
+            made[name][:10]
+        ).mean()
     channels = torch.arange(16)
     score = channel_score(net, channels)
     best_test = maps[-1][:, channels].amax(dim=(2, 3)).max(dim=0).values
@@ -168,19 +174,15 @@ record(other_seeds=seeds)
 
 # %%
 # --8<-- [start:transfer]
-starts = 3  # images per class and network, each from its own random start
-shape = (10 * starts, 1, 24, 24)  # image n is made for class n % 10
-classes = torch.arange(shape[0]) % 10
-for name, options in [("plain", PLAIN), ("readable", READABLE)]:
+classes = torch.arange(len(made[seeds[0]]["plain"])) % 10  # image n: n % 10
+n = 2 * len(classes)  # each network's images, shown to the other
+for name in ("plain", "readable"):
     hits = 0
     for maker, judge in [(seeds[0], seeds[1]), (seeds[1], seeds[0])]:
-        images = maximise_activation(
-            class_score(nets[maker]), shape, seed=maker, **options
-        )
         with torch.no_grad():
-            predicted = nets[judge](images).argmax(dim=1)
+            predicted = nets[judge](made[maker][name]).argmax(dim=1)
         hits += (predicted == classes).sum().item()
-    print(f"{name}: {hits} of {2 * shape[0]} recognised by the other network")
-    record(**{f"transfer_{name}": hits / (2 * shape[0])})
+    print(f"{name}: {hits} of {n} recognised by the other network")
+    record(**{f"transfer_{name}": hits / n})
 # --8<-- [end:transfer]
-record(transfer_images=2 * shape[0])
+record(transfer_images=n)

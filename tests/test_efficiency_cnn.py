@@ -38,11 +38,14 @@ def test_the_separable_network_is_several_times_cheaper(cnn):
 
 
 def test_the_separable_network_is_less_accurate(cnn, standard, claim):
-    """The prose: at the same widths, the separable network scores lower on
-    average over the three seeds. Uncertainty: each mean's seed spread (the
-    sample std over the seeds) and the test set's sampling error."""
+    """The prose: at the same widths every separable seed scores below every
+    standard seed, and the gap of the means is close to its uncertainty (each
+    mean's seed spread and the test set's sampling error, as if the test sets
+    were independent): more than one standard error, not claimed to clear
+    two (it did not on the main build's seeds)."""
     accuracies = cnn["separable_accuracies"]
     assert len(accuracies) == cnn["num_seeds"]
+    assert max(accuracies) < min(standard["cnn_accuracies"])
     n, seeds = cnn["num_test"], cnn["num_seeds"]
     standard_se = math.hypot(
         standard["row_cnn_shifted_std"] / math.sqrt(seeds),
@@ -52,6 +55,7 @@ def test_the_separable_network_is_less_accurate(cnn, standard, claim):
         "the separable network is less accurate than the standard one",
         effect=standard["row_cnn_shifted_mean"] - np.mean(accuracies),
         uncertainty=math.hypot(standard_se, mean_se(accuracies, n)),
+        z=1,
     )
 
 
@@ -111,8 +115,8 @@ def part_rounds(cnn, name, part):
 
 def test_the_changed_convolutions_are_a_small_share_of_the_time(cnn, claim):
     """The prose: the two changed convolutions do most of the standard
-    network's multiply-adds but take a small share of its layers' time, and
-    the max pools take longer than both."""
+    network's multiply-adds but take a small share of its layers' time; the
+    words for the max pools against them are the recorded verdict."""
     assert cnn["changed_mult_add_share"] > 0.9
     parts = ("first_conv", "changed", "pool", "norm_relu", "head")
     for name in ("standard", "separable"):
@@ -128,10 +132,17 @@ def test_the_changed_convolutions_are_a_small_share_of_the_time(cnn, claim):
     ratio, se = speed_ratio(
         part_rounds(cnn, "standard", "pool"), part_rounds(cnn, "standard", "changed")
     )
-    claim.exceeds(
-        "the max pools take longer than the changed convolutions (log)",
-        effect=math.log(ratio),
-        uncertainty=se,
+    assert ratio == pytest.approx(cnn["pool_changed_ratio"])
+    verdict = cnn["pools_vs_changed"]
+    assert verdict == compare(
+        ratio, se, ("less time than", "about as long as", "longer than")
+    )
+    state(
+        claim,
+        f"the max pools took {verdict} the changed convolutions",
+        verdict,
+        ratio,
+        se,
     )
 
 

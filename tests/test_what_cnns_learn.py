@@ -552,15 +552,21 @@ def test_the_untrained_network_is_the_baseline(seeds, results, claim):
 
 def test_made_images_beat_every_test_digit(seeds, claim):
     """The chapter: images made for a class reach logits beyond the best
-    test digit's, with or without regularisation; the regularised ones are
-    far smoother, nearer the real digits' total variation."""
+    test digit's: every class's without regularisation, on average with it
+    (the weakest regularised class is too near 1 and too spread over the
+    networks for a claim: the prose says so); the regularised ones are far
+    smoother, nearer the real digits' total variation."""
     real_tv = seeds[0]["real_total_variation"]
-    for name in ("plain", "readable"):
-        every_network(
-            claim,
-            f"{name} class images: every class's logit beats the best test digit",
-            over_seeds(seeds, f"{name}_class_ratio_min") - 1,
-        )
+    every_network(
+        claim,
+        "plain class images: every class's logit beats the best test digit",
+        over_seeds(seeds, "plain_class_ratio_min") - 1,
+    )
+    every_network(
+        claim,
+        "readable class images: on average their logit beats the best test digit",
+        over_seeds(seeds, "readable_class_ratio_mean") - 1,
+    )
     plain, readable = (
         over_seeds(seeds, f"{name}_total_variation") for name in ("plain", "readable")
     )
