@@ -21,6 +21,7 @@ from book import (
     setup,
 )
 from weight_sharing_ops import (
+    POSITION_PROTOCOL,
     accuracy_at,
     place_anywhere,
     placements,
@@ -55,6 +56,7 @@ record(
     **position_summary(flat_runs, "flat"),
     flat_parameters=count_parameters(FlatHeadCNN()),
     num_seeds=len(flat_runs),
+    num_epochs=POSITION_PROTOCOL["num_epochs"],
 )
 
 # %%
@@ -92,7 +94,9 @@ everywhere = Split(
     tests["anywhere"],  # part 2's test digits at random places
     digits.y_test,
 )
-trials = run_trials(lambda: SmallCNN(image_size=24), everywhere)
+trials = run_trials(
+    lambda: SmallCNN(image_size=24), everywhere, POSITION_PROTOCOL
+)
 print(f"trained anywhere, tested anywhere: {trials['mean']:.3f}")
 # --8<-- [end:everywhere]
 record(

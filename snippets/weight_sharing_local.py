@@ -12,6 +12,7 @@ import numpy as np
 
 from book import SmallCNN, count_parameters, load_dataset, record, setup
 from weight_sharing_ops import (
+    POSITION_PROTOCOL,
     locally_connected,
     placements,
     position_summary,
@@ -41,4 +42,5 @@ record(
     **position_summary(runs, "local"),
     local_parameters=count_parameters(make_local()),
     num_seeds=len(runs),
+    num_epochs=POSITION_PROTOCOL["num_epochs"],
 )

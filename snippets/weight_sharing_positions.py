@@ -14,6 +14,7 @@ from matplotlib.ticker import PercentFormatter
 from torch import nn
 
 from book import (
+    PROTOCOL,
     SmallCNN,
     count_parameters,
     load_dataset,
@@ -23,6 +24,7 @@ from book import (
 )
 from weight_sharing_ops import (
     MOVES,
+    POSITION_PROTOCOL,
     matched_hidden,
     placements,
     position_summary,
@@ -116,7 +118,8 @@ record(
     **summary,
     moves=list(MOVES),
     num_seeds=len(results["CNN"]),
-    num_epochs=15,
+    num_epochs=POSITION_PROTOCOL["num_epochs"],
+    book_epochs=PROTOCOL["num_epochs"],
     cnn_grid_drop_points=100
     * (summary["cnn_same_mean"] - summary["cnn_grid_mean"]),
 )
@@ -130,30 +133,34 @@ record(
 
 # %%
 # --8<-- [start:trained-features]
-def feature_change_from_middle(net, X_moved):
-    """Mean relative change of net's global-max features, from the test
-    digits in the middle to the same digits in X_moved."""
+def global_max_features(net, X):
+    """net's global-max features of the images X: (N, 64)."""
     net.eval()
     with torch.no_grad():
-        before = net.feature_maps(data.X_test)[-1].amax(dim=(2, 3))
-        after = net.feature_maps(X_moved)[-1].amax(dim=(2, 3))
-    return relative_change(before, after).mean().item()
+        return net.feature_maps(X)[-1].amax(dim=(2, 3))
+
+
+def feature_change_from_middle(net):
+    """For each move, the mean relative change of net's global-max features
+    from the test digits in the middle to the same digits moved (across and
+    down averaged)."""
+    before = global_max_features(net, data.X_test)  # once per net
+    return [
+        np.mean(
+            [
+                relative_change(before, global_max_features(net, tests[way][d]))
+                .mean()
+                .item()
+                for way in ("across", "down")
+            ]
+        )
+        for d in MOVES
+    ]
 
 
 moves = np.array(MOVES)
-change = np.array(  # (seeds, moves), across and down averaged
-    [
-        [
-            np.mean(
-                [
-                    feature_change_from_middle(run["net"], tests[way][d])
-                    for way in ("across", "down")
-                ]
-            )
-            for d in MOVES
-        ]
-        for run in results["CNN"]
-    ]
+change = np.array(  # (seeds, moves)
+    [feature_change_from_middle(run["net"]) for run in results["CNN"]]
 )
 noise_only = change[:, moves == 0][:, 0]  # same place, new noise
 on_grid = change[:, (moves % 4 == 0) & (moves != 0)].mean(axis=1)
