@@ -1,7 +1,9 @@
 """MkDocs hook: brings the snippets' outputs into the site. It computes nothing.
 
 - The figures and executed notebook of snippet NAME, in build/snippets/NAME/,
-  are served as snippets/NAME/FILE; mkdocs-jupyter renders the notebook.
+  are served as snippets/NAME/FILE; mkdocs-jupyter renders the notebook. So
+  are its tensor files (.safetensors), which a page's script may fetch: the
+  live CNN page reads the weights snippets/live_cnn.py trained.
 - `{{ NAME.key }}` or `{{ NAME.key:.1% }}` in a page is replaced by the number
   the snippet NAME recorded, formatted with the optional format spec.
 - Math from pymdownx.arithmatex is rendered to MathML at build time, so pages
@@ -41,6 +43,7 @@ from tools.lint_book import referenced_snippets  # noqa: E402
 from tools.runner import BUILD_DIR, SNIPPETS_DIR, is_fresh, snippet_names  # noqa: E402
 
 FIGURE_SUFFIXES = {".svg", ".png"}
+DATA_SUFFIXES = {".safetensors"}  # fetched by a page's script, not shown
 # Any {{ ... }} is a placeholder; one that is not `snippet.key[:spec]` fails.
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 REFERENCE = re.compile(r"\s*(\w+)\.(\w+)(?::(.*?))?\s*", re.DOTALL)
@@ -100,7 +103,8 @@ def on_files(files, config):
         )
     for name in names:
         for path in sorted((BUILD_DIR / name).iterdir()):
-            if path.suffix in FIGURE_SUFFIXES or path.name == f"{name}.ipynb":
+            served = FIGURE_SUFFIXES | DATA_SUFFIXES
+            if path.suffix in served or path.name == f"{name}.ipynb":
                 # A real src_dir, not File.generated: mkdocs-jupyter needs one.
                 uri = path.relative_to(BUILD_DIR.parent).as_posix()
                 files.append(
