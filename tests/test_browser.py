@@ -117,7 +117,11 @@ def visit(browser, base, path, device):
     if device == "desktop" and AXE.exists():
         record["axe"] = run_axe(page)
         page.emulate_media(color_scheme="dark")  # Material follows the system
+        # ... unless it stored the light palette on the first load: forget it.
+        page.evaluate("localStorage.clear()")
         page.reload(wait_until="load")
+        scheme = page.evaluate("document.body.dataset.mdColorScheme")
+        assert scheme == "slate", f"{path}: dark mode did not apply ({scheme})"
         render_everything(page)
         record["axe"] += run_axe(page, "dark: ")
     context.close()
