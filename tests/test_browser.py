@@ -116,15 +116,18 @@ def visit(browser, base, path, device):
     )
     if device == "desktop" and AXE.exists():
         record["axe"] = run_axe(page)
-        page.emulate_media(color_scheme="dark")  # Material follows the system
-        # ... unless it stored the light palette on the first load: forget it.
-        page.evaluate("localStorage.clear()")
-        page.reload(wait_until="load")
+    context.close()
+    if device == "desktop" and AXE.exists():
+        # A fresh dark context: a reload keeps the palette Material chose first.
+        dark = browser.new_context(viewport=DEVICES[device], color_scheme="dark")
+        dark.route("**/*", route)
+        page = dark.new_page()
+        page.goto(base + path, wait_until="load")
         scheme = page.evaluate("document.body.dataset.mdColorScheme")
         assert scheme == "slate", f"{path}: dark mode did not apply ({scheme})"
         render_everything(page)
         record["axe"] += run_axe(page, "dark: ")
-    context.close()
+        dark.close()
     return record
 
 
