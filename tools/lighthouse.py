@@ -6,10 +6,11 @@ Serves site/ (or DIR, another build) on 127.0.0.1 (tools.site_server), runs
 Lighthouse from node_modules (`npm ci` installs it) in Debian's Chromium
 (CHROME_PATH) with its default mobile profile, several times per page, and
 prints the median score of each category, with the median largest contentful
-paint and total blocking time. Exits 1 when a page misses a target: 100 for accessibility, best
-practices and SEO; for performance (the noisiest score, hence the median) 95
-on the landing page and the chapters, 90 elsewhere. Scores move with the
-machine's load (printed): compare runs made at similar loads.
+paint and total blocking time. Exits 1 when a page misses a target: 100 for
+accessibility, best practices and SEO; for performance (the noisiest score,
+hence the median) 95 on the landing page and the chapters, 90 elsewhere.
+Scores move with the machine's load (printed): compare runs made at similar
+loads.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ MAIN_PAGE_PERFORMANCE = 95  # the landing page and the chapters
 
 
 def targets(page: str) -> dict:
-    """The scores page must reach: page is "" (the landing page), "01-why-cnns/"..."""
+    """The scores a page must reach; page is "" (the landing page) or a path."""
     if page == "" or CHAPTER.match(page):
         return {**TARGETS, "performance": MAIN_PAGE_PERFORMANCE}
     return TARGETS
