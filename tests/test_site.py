@@ -78,6 +78,23 @@ def test_chapter_images_exist_and_have_alt_text():
             assert (page.parent / image["src"]).resolve().exists(), (page, image)
 
 
+def test_every_figure_has_its_size_before_it_loads():
+    """A lazy image without width and height is 0 pixels high until it loads,
+    which pulls every later figure near the screen: each SVG figure carries its
+    size, read from the SVG (points, 4/3 of a CSS pixel)."""
+    sized = 0
+    for page in pages():
+        for image in parse(page).images:
+            if not image.get("src", "").endswith(".svg"):
+                continue
+            svg = (page.parent / image["src"]).resolve().read_text(encoding="utf-8")
+            points = mkdocs_hooks.SVG_SIZE.search(svg).groups()
+            expected = tuple(str(round(float(p) * 4 / 3)) for p in points)
+            assert (image.get("width"), image.get("height")) == expected, (page, image)
+            sized += 1
+    assert sized > 50
+
+
 def test_math_is_rendered_at_build_time():
     chapter = (SITE / "01-why-cnns" / "index.html").read_text(encoding="utf-8")
     assert "<math" in chapter and "arithmatex" not in chapter

@@ -15,6 +15,9 @@
   SVG file with the alt text the chapter gives it, not a base64 PNG.
 - Accessibility fixes Material leaves to us: the search dialog gets a name.
 - Images load lazily: a page's figures are fetched as the reader nears them.
+  Each figure's <img> carries the SVG's width and height, so that the page has
+  its full length before any figure loads: an image without them is 0 pixels
+  high until it loads, which brings every later figure near the screen.
 - The search index every page loads is kept small: notebook pages give it
   their Markdown cells and code, not outputs, prompts or the copy button's
   text; each code block is indexed by the words in it that its page (and, on
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import posixpath
 import re
 import subprocess
 import sys
@@ -80,6 +84,8 @@ INDEXED_CODE = re.compile(r"(<pre>(?:<code>)?)(.*?)((?:</code>)?</pre>)", re.DOT
 CODE_WORD = re.compile(r"[^\W\d]\w*")
 MARKUP = re.compile(r"<[^>]*>")
 LAZY_IMAGE = re.compile(r"<img (?![^>]*\bloading=)")
+UNSIZED_SVG_IMAGE = re.compile(r'<img\b(?![^>]*\swidth=)[^>]*?\ssrc="([^"]+\.svg)"')
+SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"')
 SAVED_FIGURE = re.compile(r"save_figure\(\s*\w+\s*,\s*[\"']([-\w]+)[\"']")
 MARKDOWN_HEADING = re.compile(r"^#+\s+(.+)$", re.MULTILINE)
 
@@ -184,7 +190,29 @@ def on_page_content(content, page, config, files):
     else:
         content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
         content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+    content = _sized_images(content, page, files)
     return LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
+
+
+def _sized_images(content, page, files):
+    """content with width and height (CSS pixels) on each <img> of an SVG
+    figure that has none, read from the SVG (matplotlib gives points)."""
+
+    def size(match):
+        uri = posixpath.normpath(
+            posixpath.join(posixpath.dirname(page.file.url), match[1])
+        )
+        figure = files.get_file_from_path(uri)
+        if figure is None:
+            return match[0]
+        with open(figure.abs_src_path, encoding="utf-8") as svg:
+            found = SVG_SIZE.search(svg.read(4096))
+        if found is None:
+            return match[0]
+        width, height = (round(float(points) * 4 / 3) for points in found.groups())
+        return f'{match[0]} width="{width}" height="{height}"'
+
+    return UNSIZED_SVG_IMAGE.sub(size, content)
 
 
 def _lighter_notebook(content, page, config):
