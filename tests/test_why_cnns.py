@@ -410,6 +410,15 @@ def test_save_figure_is_byte_identical_between_runs():
     assert first.read_bytes() == second.read_bytes()
 
 
+def test_sift_figure_stores_the_half_size_photo_pixel_for_pixel(results):
+    """The SIFT figure embeds the half-size photo with its own 256 pixels a
+    side: interpolated pixels would add bytes to the page and no detail."""
+    results["why_cnns_images"]  # runs the snippet first if its outputs are stale
+    svg = (results.folder / "why_cnns_images" / "sift.svg").read_text()
+    (photo,) = embedded_pixels(svg)
+    assert photo.shape[:2] == (256, 256)
+
+
 @pytest.mark.parametrize(
     ("n", "batch_size"), [(1347, 64), (1000, 64), (64, 64), (10, 64)]
 )

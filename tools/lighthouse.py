@@ -1,12 +1,16 @@
 """Lighthouse on every page of the built site (`make lighthouse`).
 
-    python -m tools.lighthouse [--runs 3] [PAGE ...]
+    python -m tools.lighthouse [--runs 3] [--site DIR] [PAGE ...]
 
-Serves site/ on 127.0.0.1 (tools.site_server), runs Lighthouse from
-node_modules (`npm ci` installs it) in Debian's Chromium (CHROME_PATH) with its
-default mobile profile, several times per page, and prints the median score of
-each category. Exits 1 when a page misses a target: 100 for accessibility, best
-practices and SEO, 90 for performance (the noisiest score, hence the median).
+Serves site/ (or DIR, another build) on 127.0.0.1 (tools.site_server), runs
+Lighthouse from node_modules (`npm ci` installs it) in Debian's Chromium
+(CHROME_PATH) with its default mobile profile, several times per page, and
+prints the median score of each category, with the median largest contentful
+paint and total blocking time. Exits 1 when a page misses a target: 100 for
+accessibility, best practices and SEO; for performance (the noisiest score,
+hence the median) 95 on the landing page and the chapters, 90 elsewhere.
+Scores move with the machine's load (printed): compare runs made at similar
+loads.
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from tools.site_server import ROOT, SiteServer, site_pages
+from tools.site_server import ROOT, SITE, SiteServer, site_pages
 
 LIGHTHOUSE = ROOT / "node_modules" / ".bin" / "lighthouse"
 CHROMIUM = "/usr/bin/chromium"
@@ -34,6 +39,15 @@ TARGETS = {
     "best-practices": 100,
     "seo": 100,
 }
+CHAPTER = re.compile(r"^\d\d-[-a-z0-9]+/$")
+MAIN_PAGE_PERFORMANCE = 95  # the landing page and the chapters
+
+
+def targets(page: str) -> dict:
+    """The scores a page must reach; page is "" (the landing page) or a path."""
+    if page == "" or CHAPTER.match(page):
+        return {**TARGETS, "performance": MAIN_PAGE_PERFORMANCE}
+    return TARGETS
 
 
 def run_lighthouse(url: str, report: Path) -> dict:
@@ -71,15 +85,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", help='e.g. "" or "01-why-cnns/"')
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--site", type=Path, default=SITE, help="the built site to serve (site/)"
+    )
     args = parser.parse_args(argv)
     if not LIGHTHOUSE.exists():
         print("Lighthouse is not installed: install Node.js and npm, then `npm ci`")
         return 1
-    pages = args.pages or site_pages()
+    pages = args.pages or site_pages(args.site)
     rows, misses = [], []
     out = ROOT / "build" / "lighthouse"
     out.mkdir(parents=True, exist_ok=True)
-    with SiteServer() as server, tempfile.TemporaryDirectory() as tmp:
+    load = os.getloadavg()[0]
+    with SiteServer(args.site) as server, tempfile.TemporaryDirectory() as tmp:
         for page in pages:
             runs = []
             for number in range(args.runs):
@@ -91,10 +109,14 @@ def main(argv=None) -> int:
                 for name in TARGETS
             }
             kilobytes = statistics.median(run["bytes"] for run in runs) / 1000
-            rows.append((page, median, kilobytes))
+            lcp, tbt = (
+                statistics.median(run["metrics"][metric] for run in runs)
+                for metric in ("largestContentfulPaint", "totalBlockingTime")
+            )
+            rows.append((page, median, kilobytes, lcp / 1000, tbt))
             name = page.strip("/").replace("/", "_") or "index"
             (out / f"{name}.json").write_text(json.dumps(runs, indent=1))
-            for category, target in TARGETS.items():
+            for category, target in targets(page).items():
                 if median[category] < target:
                     audits = sorted(
                         {a for run in runs for a in run["failed"][category]}
@@ -103,13 +125,16 @@ def main(argv=None) -> int:
                         f"/{page}: {category} {median[category]:g} < {target} "
                         f"(audits below full marks: {', '.join(audits) or 'none'})"
                     )
-    header = ["page", *TARGETS, "kB"]
+    header = ["page", *TARGETS, "kB", "LCP s", "TBT ms"]
     table = [" | ".join(header), " | ".join("---" for _ in header)]
-    for page, median, kilobytes in rows:
-        cells = [f"/{page}", *(f"{median[c]:g}" for c in TARGETS), f"{kilobytes:,.0f}"]
+    for page, median, kilobytes, lcp, tbt in rows:
+        cells = [f"/{page}", *(f"{median[c]:g}" for c in TARGETS)]
+        cells += [f"{kilobytes:,.0f}", f"{lcp:.1f}", f"{tbt:,.0f}"]
         table.append(" | ".join(cells))
     text = "\n".join(f"| {line} |" for line in table)
-    print(f"\nLighthouse, mobile, median of {args.runs} runs per page:\n{text}")
+    loads = f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    print(f"\nLighthouse, mobile, median of {args.runs} runs per page ({loads}):")
+    print(text)
     (out / "scores.md").write_text(text + "\n")
     for miss in misses:
         print(f"below target: {miss}")

@@ -17,6 +17,13 @@
   SVG file with the alt text the chapter gives it, not a base64 PNG.
 - Accessibility fixes Material leaves to us: the search dialog gets a name.
 - Images load lazily: a page's figures are fetched as the reader nears them.
+  Each figure's <img> carries the SVG's width and height, so that the page has
+  its full length before any figure loads: an image without them is 0 pixels
+  high until it loads, which brings every later figure near the screen.
+- The search index every page loads is kept small: notebook pages give it
+  their Markdown cells and code, not outputs, prompts or the copy button's
+  text; each code block is indexed by the words in it that its page (and, on
+  a notebook page, every chapter) does not already index.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import posixpath
 import re
 import subprocess
 import sys
@@ -66,7 +74,21 @@ NOTEBOOK_INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)([^$\n]+?)(?<=\S)\$(?!\d)"
 NOTEBOOK_IMAGE = re.compile(
     r'<img alt="[^"]*" class="" src="data:image/png;base64,([A-Za-z0-9+/=\s]+)"'
 )
+# What a notebook page shows but search should not hold: outputs, prompts,
+# heading anchors (¶) and the copy button's second copy of the code. Material's
+# search stops skipping a marked element when the first element of the same tag
+# inside it closes, so only elements with no same-tag element inside are marked.
+NOT_SEARCHED = re.compile(
+    r'<clipboard-copy\b|<a class="anchor-link"'
+    r'|<div class="(?:[^"]*\s)?(?:jp-OutputArea-output|jp-InputPrompt|jp-OutputPrompt'
+    r'|clipboard-copy-txt)(?:\s[^"]*)?"'
+)
+INDEXED_CODE = re.compile(r"(<pre>(?:<code>)?)(.*?)((?:</code>)?</pre>)", re.DOTALL)
+CODE_WORD = re.compile(r"[^\W\d]\w*")
+MARKUP = re.compile(r"<[^>]*>")
 LAZY_IMAGE = re.compile(r"<img (?![^>]*\bloading=)")
+UNSIZED_SVG_IMAGE = re.compile(r'<img\b(?![^>]*\swidth=)[^>]*?\ssrc="([^"]+\.svg)"')
+SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"')
 SAVED_FIGURE = re.compile(r"save_figure\(\s*\w+\s*,\s*[\"']([-\w]+)[\"']")
 MARKDOWN_HEADING = re.compile(r"^#+\s+(.+)$", re.MULTILINE)
 
@@ -74,6 +96,7 @@ CLASS_ATTRIBUTE = re.compile(r'\bclass="([^"]*)"')
 NESTED_RULES = {"media", "supports", "layer", "container"}
 
 _command = "build"
+_notebook_urls = set()  # pages rendered from notebooks, for the search index
 # mkdocs renders every page's content before any template, so the notebook
 # CSS can be pruned to the classes all notebook pages use, then shared.
 _notebook_css = {"sources": set(), "classes": set(), "path": None, "text": None}
@@ -86,6 +109,7 @@ def on_startup(command, dirty):
 
 
 def on_pre_build(config):
+    _notebook_urls.clear()
     _notebook_css.update(sources=set(), classes=set(), path=None, text=None)
     _this_build.clear()
     if _command == "serve":
@@ -179,11 +203,34 @@ def _mathml(latex, display):
 
 def on_page_content(content, page, config, files):
     if page.file.src_uri.endswith(".ipynb"):
+        _notebook_urls.add(page.url)
         content = _lighter_notebook(content, page, config)
     else:
         content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
         content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+    content = _sized_images(content, page, files)
     return LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
+
+
+def _sized_images(content, page, files):
+    """content with width and height (CSS pixels) on each <img> of an SVG
+    figure that has none, read from the SVG (matplotlib gives points)."""
+
+    def size(match):
+        uri = posixpath.normpath(
+            posixpath.join(posixpath.dirname(page.file.url), match[1])
+        )
+        figure = files.get_file_from_path(uri)
+        if figure is None:
+            return match[0]
+        with open(figure.abs_src_path, encoding="utf-8") as svg:
+            found = SVG_SIZE.search(svg.read(4096))
+        if found is None:
+            return match[0]
+        width, height = (round(float(points) * 4 / 3) for points in found.groups())
+        return f'{match[0]} width="{width}" height="{height}"'
+
+    return UNSIZED_SVG_IMAGE.sub(size, content)
 
 
 def _lighter_notebook(content, page, config):
@@ -215,6 +262,10 @@ def _lighter_notebook(content, page, config):
         return f'<img alt="{html.escape(alt)}" class="" src="{src}"'
 
     content = NOTEBOOK_IMAGE.sub(figure_file, content)
+    # The search plugin drops the attribute once it has read the page.
+    content = NOT_SEARCHED.sub(
+        lambda m: f'{m.group(0)} data-search-exclude="1"', content
+    )
     for classes in CLASS_ATTRIBUTE.findall(content):
         _notebook_css["classes"].update(classes.split())
     return content
@@ -364,11 +415,67 @@ def on_post_template(output, template_name, config):
     return on_post_page(output, None, config)  # 404.html
 
 
+@event_priority(-50)  # after the search plugin has written its index
 def on_post_build(config):
     if _notebook_css["path"] is not None:
         target = Path(config.site_dir) / _notebook_css["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(_notebook_css["text"], encoding="utf-8")
+    index_path = Path(config.site_dir) / "search" / "search_index.json"
+    if index_path.exists():
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+        index = compact_search_index(index, _notebook_urls)
+        index_path.write_text(
+            json.dumps(index, separators=(",", ":"), ensure_ascii=False),
+            encoding="utf-8",
+        )
+
+
+def compact_search_index(index, notebook_urls):
+    """Material's search index with each code block cut to its words that a
+    search would not find on the page already, in their order, once each.
+
+    Prose is kept whole. Notebook pages (URLs in notebook_urls) come after the
+    chapters and also leave out the words any chapter's entries hold: a search
+    for an identifier a chapter shows finds that chapter. Words are compared
+    as the search tokenizes them (index["config"]["separator"], lower case).
+    """
+    separator = re.compile(index["config"]["separator"])
+    pages = {}
+    for entry in index["docs"]:
+        pages.setdefault(entry["location"].split("#")[0], []).append(entry)
+    chapter_tokens = set()
+    for url in sorted(pages, key=lambda url: url in notebook_urls):
+        known = set(chapter_tokens) if url in notebook_urls else set()
+        for entry in pages[url]:
+            prose = INDEXED_CODE.sub(" ", entry["text"])
+            known |= _search_tokens(f"{entry['title']} {prose}", separator)
+        for entry in pages[url]:
+            entry["text"] = _cut_code(entry["text"], known, separator)
+        if url not in notebook_urls:
+            chapter_tokens |= known
+    return index
+
+
+def _search_tokens(text, separator):
+    text = html.unescape(MARKUP.sub(" ", text))
+    return {token.lower() for token in separator.split(text) if token}
+
+
+def _cut_code(text, known, separator):
+    """text with each code block cut to its words that have a token not in
+    known (which gains them); a block left with none goes."""
+
+    def cut(match):
+        words = []
+        for word in CODE_WORD.findall(html.unescape(match[2])):
+            word_tokens = _search_tokens(word, separator)
+            if not word_tokens <= known:
+                known.update(word_tokens)
+                words.append(word)
+        return f"{match[1]}{' '.join(words)}{match[3]}" if words else ""
+
+    return INDEXED_CODE.sub(cut, text).strip()
 
 
 def source_url(config, path, action="blob"):
