@@ -174,6 +174,13 @@ def work_unit(nodeid):
     return file
 
 
+def pages_last(units):
+    """Work units (name, tests) in the order workers take them: test files
+    first, those with most tests first, then the pages, many and alike, which
+    even out the workers' ends (a long file started last leaves the other idle)."""
+    return sorted(units, key=lambda unit: (unit[0].startswith("page "), -len(unit[1])))
+
+
 def pytest_xdist_make_scheduler(config, log):
     """`pytest --dist loadfile` (make test): a work unit at a time, so that
     both workers visit pages while module fixtures still run once."""
@@ -184,6 +191,14 @@ def pytest_xdist_make_scheduler(config, log):
     class ByWorkUnit(LoadFileScheduling):
         def _split_scope(self, nodeid):
             return work_unit(nodeid)
+
+        def schedule(self):
+            first = self.collection is None
+            super().schedule()  # queues the units, gives each worker its first
+            if first and self.workqueue:
+                units = pages_last(self.workqueue.items())
+                self.workqueue.clear()
+                self.workqueue.update(units)
 
     return ByWorkUnit(config, log)
 
