@@ -1,8 +1,12 @@
 # The two commands a reader needs: `make site` builds the book, `make test` checks it.
 # Each sets itself up: the virtual environment is (re)made from requirements.txt
-# whenever it is missing or older than that file.
+# whenever it is missing, older than that file, or made with another Python or
+# TORCH (tools/install.py decides, and returns at once when nothing changed).
 
 PYTHON ?= python3
+# cpu: on Linux, torch alone from PyTorch's CPU-only index; cuda: PyPI's torch,
+# on Linux a CUDA build of several GB. macOS and Windows get a CPU build either way.
+TORCH ?= cpu
 export NO_MKDOCS_2_WARNING := 1
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,13 +14,13 @@ INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := site
-.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse replicate
+.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse replicate bench FORCE
 
-$(INSTALLED): requirements.txt
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
-	touch $@
+# FORCE: Make cannot see a change of Python or TORCH, so tools/install.py looks.
+$(INSTALLED): requirements.txt FORCE
+	@$(PYTHON) -m tools.install --torch "$(TORCH)"
+
+FORCE:
 
 ## Run every snippet that changed (cached by content hash) into build/.
 snippets: $(INSTALLED)
@@ -74,6 +78,11 @@ lighthouse: site
 	@command -v npm >/dev/null 2>&1 || { echo "make lighthouse needs Node.js and npm"; exit 1; }
 	@$(MAKE) --no-print-directory $(NODE_INSTALLED)
 	$(BIN)/python -m tools.lighthouse
+
+## Time a cold and a warm `make site` and `make test` in a fresh clone of HEAD,
+## and every snippet (slow: the whole book and suite run once more).
+bench: $(INSTALLED)
+	$(BIN)/python -m tools.bench --python $(PYTHON)
 
 clean:
 	rm -rf build site outputs .pytest_cache .ruff_cache

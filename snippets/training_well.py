@@ -34,12 +34,6 @@ from training_well_ops import (
 )
 
 setup()
-# Speed only. On Linux, glibc hands freed blocks of several megabytes back to
-# the system, and the next mini-batch faults their pages in again, seconds
-# over this run. Once one 32 MB block has been freed, glibc keeps blocks up to
-# that size for reuse instead. Elsewhere these two lines change nothing.
-block = torch.empty(2**23 - 2**12)  # 32 MB less 16 kB, 4 bytes a number
-del block
 
 # %% [markdown]
 # ## Train, validation and test
@@ -137,8 +131,7 @@ def watch(net, name):
 # %%
 # --8<-- [start:trials]
 def make_net():
-    net = SmallCNN(image_size=24)  # chapter 4's network
-    return net.to(memory_format=torch.channels_last)  # faster on a CPU
+    return SmallCNN(image_size=24)  # chapter 4's network
 
 
 seeds = range(6)  # seeds differ by several points here: six, not three

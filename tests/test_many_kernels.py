@@ -20,7 +20,6 @@ from book import (
     draw_learned_bank,
     feature_maps,
     load_dataset,
-    plot_sweep,
     sweep,
 )
 
@@ -276,13 +275,6 @@ def test_bank_titles_show_the_class_the_text_gives(results, name):
     assert balanced == bank["bank_balanced_kernels"]
     one_sign = sum(share > thresholds[1] for share in shares)
     assert one_sign == bank["bank_one_sign_kernels"]
-
-
-def test_plot_sweep_draws_one_point_per_count():
-    trials = {N: {"mean": 0.5, "std": 0.1, "accuracies": [0.4, 0.6]} for N in (1, 2, 4)}
-    results = {f"train_accuracy_{N}": 0.6 for N in trials}
-    fig = plot_sweep(trials, results, "t")
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "4"]
 
 
 # --- the claims the chapter makes --------------------------------------------

@@ -191,6 +191,7 @@ def test_a_run_records_what_its_cache_key_is_made_of(first_build):
     assert recorded["inputs"]["python"] == platform.python_version()
     assert recorded["inputs"]["modules"] == ["book.py", "helper.py"]
     assert recorded["finished"].endswith("+00:00")
+    assert 0 < recorded["kernel_cpu_seconds"] < 600
 
 
 @pytest.mark.parametrize("jobs", ["0", "-2"])

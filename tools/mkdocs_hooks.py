@@ -74,6 +74,7 @@ _command = "build"
 # mkdocs renders every page's content before any template, so the notebook
 # CSS can be pruned to the classes all notebook pages use, then shared.
 _notebook_css = {"sources": set(), "classes": set(), "path": None, "text": None}
+_this_build = {}  # values every page reads, computed once in a build
 
 
 def on_startup(command, dirty):
@@ -83,6 +84,7 @@ def on_startup(command, dirty):
 
 def on_pre_build(config):
     _notebook_css.update(sources=set(), classes=set(), path=None, text=None)
+    _this_build.clear()
     if _command == "serve":
         subprocess.run([sys.executable, "-m", "tools.runner"], cwd=ROOT, check=False)
 
@@ -112,6 +114,18 @@ def on_files(files, config):
     return files
 
 
+def _once_per_build(function):
+    """function's value, computed once per build (every page asks)."""
+
+    def once():
+        if function.__name__ not in _this_build:
+            _this_build[function.__name__] = function()
+        return _this_build[function.__name__]
+
+    return once
+
+
+@_once_per_build
 def _results():
     results = {}
     for name in snippet_names():
@@ -323,6 +337,7 @@ def _notebook_figures(notebook_path):
     return figures
 
 
+@_once_per_build
 def _chapter_alt_texts():
     """Figure path -> the alt text a chapter page gives it."""
     alts = {}
