@@ -11,6 +11,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "snippets")]
 
+# One thread per process, as the runner gives each snippet (before anything
+# imports PyTorch): two pytest-xdist workers on two cores, each with a thread
+# per core, spend about half their time waiting for each other.
+for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
 from tools import runner  # noqa: E402
 
 
