@@ -11,6 +11,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "snippets")]
 
+# One thread per process, as the runner gives each snippet (before anything
+# imports PyTorch): two pytest-xdist workers on two cores, each with a thread
+# per core, spend about half their time waiting for each other.
+for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
 from tools import runner  # noqa: E402
 
 
@@ -174,6 +180,13 @@ def work_unit(nodeid):
     return file
 
 
+def pages_last(units):
+    """Work units (name, tests) in the order workers take them: test files
+    first, those with most tests first, then the pages, many and alike, which
+    even out the workers' ends (a long file started last leaves the other idle)."""
+    return sorted(units, key=lambda unit: (unit[0].startswith("page "), -len(unit[1])))
+
+
 def pytest_xdist_make_scheduler(config, log):
     """`pytest --dist loadfile` (make test): a work unit at a time, so that
     both workers visit pages while module fixtures still run once."""
@@ -184,6 +197,14 @@ def pytest_xdist_make_scheduler(config, log):
     class ByWorkUnit(LoadFileScheduling):
         def _split_scope(self, nodeid):
             return work_unit(nodeid)
+
+        def schedule(self):
+            first = self.collection is None
+            super().schedule()  # queues the units, gives each worker its first
+            if first and self.workqueue:
+                units = pages_last(self.workqueue.items())
+                self.workqueue.clear()
+                self.workqueue.update(units)
 
     return ByWorkUnit(config, log)
 

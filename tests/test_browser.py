@@ -11,6 +11,7 @@ import json
 import os
 import re
 import struct
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -68,10 +69,8 @@ def screenshot_name(path):
 
 def visit(browser, base, path, device):
     """Load one page in a fresh context; record what a reader would notice."""
-    context = browser.new_context(viewport=DEVICES[device], color_scheme="light")
-    page = context.new_page()
     record = {"console": [], "failed": [], "external": []}
-    requests = []
+    requests, in_flight = [], set()
 
     def route(route):
         host = urlsplit(route.request.url).hostname
@@ -81,26 +80,45 @@ def visit(browser, base, path, device):
             record["external"].append(route.request.url)
             route.abort()
 
-    context.route("**/*", route)
-    page.on(
-        "console",
-        lambda m: record["console"].append(m.text) if m.type == "error" else None,
-    )
-    page.on("pageerror", lambda error: record["console"].append(str(error)))
-    page.on(
-        "requestfailed",
-        lambda r: record["failed"].append(f"{r.url}: {r.failure}"),
-    )
-    page.on("requestfinished", lambda request: requests.append(request))
+    def finished(request):
+        in_flight.discard(request)
+        requests.append(request)
+
+    def failed(request):
+        in_flight.discard(request)
+        record["failed"].append(f"{request.url}: {request.failure}")
+
+    def open_page(color_scheme):
+        context = browser.new_context(
+            viewport=DEVICES[device], color_scheme=color_scheme
+        )
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on(
+            "console",
+            lambda m: record["console"].append(m.text) if m.type == "error" else None,
+        )
+        page.on("pageerror", lambda error: record["console"].append(str(error)))
+        page.on("request", lambda request: in_flight.add(request))
+        page.on("requestfinished", finished)
+        page.on("requestfailed", failed)
+        return context, page
+
+    context, page = open_page("light")
     response = page.goto(base + path, wait_until="load")
-    page.wait_for_timeout(300)  # let the search worker fetch its index
     record["status"] = response.status
     record.update(page.evaluate(INSPECT))  # also loads the lazy images
-    page.wait_for_load_state("networkidle")
-    for request in requests:
-        status = request.response().status if request.response() else 0
-        if status >= 400:
-            record["failed"].append(f"{request.url}: HTTP {status}")
+    finish_requests(page, in_flight)
+    render_everything(page)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(
+        path=SCREENSHOTS / f"{screenshot_name(path)}-{device}.png", full_page=True
+    )
+    if device == "desktop" and AXE.exists():
+        record["axe"] = run_axe(page)
+    # Seconds after the load: whatever the page fetches by itself (the search
+    # index too) has been asked for, and counts in its weight.
+    finish_requests(page, in_flight)
     sizes = [request.sizes() for request in requests]
     record["transferred"] = sum(
         s["responseBodySize"] + s["responseHeadersSize"] for s in sizes
@@ -109,26 +127,34 @@ def visit(browser, base, path, device):
         WEIGHTS.mkdir(parents=True, exist_ok=True)
         weight = {"page": path, "bytes": record["transferred"], "requests": len(sizes)}
         (WEIGHTS / f"{screenshot_name(path)}.json").write_text(json.dumps(weight))
-    render_everything(page)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(
-        path=SCREENSHOTS / f"{screenshot_name(path)}-{device}.png", full_page=True
-    )
-    if device == "desktop" and AXE.exists():
-        record["axe"] = run_axe(page)
     context.close()
     if device == "desktop" and AXE.exists():
         # A fresh dark context: a reload keeps the palette Material chose first.
-        dark = browser.new_context(viewport=DEVICES[device], color_scheme="dark")
-        dark.route("**/*", route)
-        page = dark.new_page()
+        context, page = open_page("dark")
         page.goto(base + path, wait_until="load")
         scheme = page.evaluate("document.body.dataset.mdColorScheme")
         assert scheme == "slate", f"{path}: dark mode did not apply ({scheme})"
         render_everything(page)
         record["axe"] += run_axe(page, "dark: ")
-        dark.close()
+        finish_requests(page, in_flight)
+        context.close()
+    for request in requests:  # the dark page's requests too
+        status = request.response().status if request.response() else 0
+        if status >= 400:
+            record["failed"].append(f"{request.url}: HTTP {status}")
     return record
+
+
+def finish_requests(page, in_flight, timeout_s=30):
+    """Wait until every request the page has made has finished or failed.
+    (Playwright's "networkidle" waits for 500 ms without requests, and only
+    once after a load: it fires before later requests end, and costs the wait.)"""
+    deadline = time.monotonic() + timeout_s
+    while in_flight:
+        if time.monotonic() > deadline:
+            pending = sorted(request.url for request in in_flight)
+            pytest.fail(f"{page.url}: unfinished after {timeout_s} s: {pending}")
+        page.wait_for_timeout(20)  # Playwright delivers the page's events meanwhile
 
 
 def render_everything(page):
@@ -234,7 +260,8 @@ def test_notebook_download_is_a_valid_notebook(browser, site_server, visits, pat
     (href,) = visits(path)["downloads"]
     assert href.endswith(".ipynb"), href
     page = browser.new_page()
-    page.goto(site_server.url + path)
+    # The link is there once the HTML is parsed: no need to wait for the figures.
+    page.goto(site_server.url + path, wait_until="domcontentloaded")
     with page.expect_download() as info:
         page.click("a[download]")
     notebook = nbformat.read(info.value.path(), as_version=4)
@@ -304,3 +331,20 @@ def test_a_page_s_tests_go_to_one_worker_together():
     assert units == {"page 04-layers/"}
     assert work_unit("tests/test_layers.py::test_x[1-2]") == "tests/test_layers.py"
     assert work_unit("tests/test_browser.py::test_dark_mode") == "tests/test_browser.py"
+
+
+def test_pages_are_handed_out_after_the_test_files():
+    from conftest import pages_last
+
+    units = [
+        ("page 04-layers/", ["a", "b", "c"]),
+        ("tests/test_claims.py", ["a"]),
+        ("page ", ["a", "b"]),
+        ("tests/test_runner.py", ["a", "b"]),
+    ]
+    assert [name for name, _ in pages_last(units)] == [
+        "tests/test_runner.py",
+        "tests/test_claims.py",
+        "page 04-layers/",
+        "page ",
+    ]

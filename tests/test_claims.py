@@ -73,21 +73,30 @@ print(torch.initial_seed(), torch.Generator().manual_seed(1).initial_seed(),
 """
 
 
-def draws(offset):
-    env = {"LK_SEED_OFFSET": str(offset), "PATH": ""}
-    out = subprocess.run(
-        [sys.executable, "-c", SHIFTED_DRAWS],
-        cwd=runner.SNIPPETS_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()
+def draws(*offsets):
+    """What SHIFTED_DRAWS prints in a fresh Python for each offset; the
+    processes run at once (each spends seconds importing PyTorch)."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHIFTED_DRAWS],
+            cwd=runner.SNIPPETS_DIR,
+            env={"LK_SEED_OFFSET": str(offset), "PATH": ""},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for offset in offsets
+    ]
+    printed = []
+    for offset, process in zip(offsets, processes):
+        out, err = process.communicate()
+        assert process.returncode == 0, f"LK_SEED_OFFSET={offset}: {err}"
+        printed.append(out.strip())
+    return printed
 
 
 def test_the_seed_offset_shifts_every_generator():
-    plain, shifted = draws(0), draws(100)
+    plain, shifted = draws(0, 100)
     assert plain.startswith("0 1 ") and shifted.startswith("100 101 ")
     expected = f"{np.random.default_rng(102).integers(10**9)}"
     assert shifted.split()[2] == expected

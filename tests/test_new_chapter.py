@@ -39,6 +39,11 @@ def copy_book(target, with_build=False):
         if stale:
             pytest.fail(f"outputs of {stale} are stale: run `make site` first")
         shutil.copytree(ROOT / "build" / "snippets", target / "build" / "snippets")
+        # mkdocs-jupyter's cache (keyed by each notebook's bytes): the book's own
+        # notebooks are then not converted again, the new chapter's is.
+        converted = ROOT / "build" / "mkdocs-jupyter"
+        if converted.is_dir():
+            shutil.copytree(converted, target / "build" / "mkdocs-jupyter")
     return target
 
 

@@ -2,6 +2,7 @@
 
 import json
 import platform
+import shutil
 import textwrap
 
 import nbformat
@@ -35,15 +36,21 @@ save_figure(fig, "line")
 """
 
 
-@pytest.fixture
-def book(tmp_path):
-    """A book with one helper module and one snippet, built into tmp_path/build."""
-    snippets = tmp_path / "snippets"
+def make_book(root):
+    """A book with one helper module and one snippet, to be built into root/build
+    (its runs kept in root/cache)."""
+    snippets = root / "snippets"
     snippets.mkdir()
     (snippets / "book.py").write_text((runner.SNIPPETS_DIR / "book.py").read_text())
     (snippets / "helper.py").write_text(HELPER)
     (snippets / "tiny.py").write_text(textwrap.dedent(SNIPPET))
-    return snippets, tmp_path / "build"
+    return snippets, root / "build"
+
+
+@pytest.fixture
+def book(tmp_path):
+    """The book, not built yet."""
+    return make_book(tmp_path)
 
 
 def run(book, *names, force=False):
@@ -55,39 +62,69 @@ def run(book, *names, force=False):
     return {o.name: o.ran for o in outcomes}, "\n".join(lines)
 
 
+# Each run of tiny starts a kernel that imports PyTorch (seconds): the module
+# builds the book once, and each test that starts from a built book gets a copy.
+@pytest.fixture(scope="module")
+def first_build(tmp_path_factory):
+    """The book after its first run: (book, what ran, the run's log)."""
+    book = make_book(tmp_path_factory.mktemp("first-build"))
+    ran, log = run(book)
+    return book, ran, log
+
+
+@pytest.fixture
+def built(first_build, tmp_path):
+    """A copy of the built book (outputs and kept runs too), fresh as built."""
+    snippets, build = first_build[0]
+    shutil.copytree(build.parent, tmp_path / "built")
+    copy = tmp_path / "built" / snippets.name, tmp_path / "built" / build.name
+    assert runner.is_fresh("tiny", *copy), "the copy must be as fresh as the build"
+    return copy
+
+
+@pytest.fixture(scope="module")
+def forced(first_build, tmp_path_factory):
+    """A copy of the built book run again with force=True: (what ran, the
+    figure's bytes before, after)."""
+    snippets, build = first_build[0]
+    root = tmp_path_factory.mktemp("forced") / "book"
+    shutil.copytree(build.parent, root)
+    figure = root / build.name / "tiny" / "line.svg"
+    before = figure.read_bytes()
+    ran, _ = run((root / snippets.name, root / build.name), force=True)
+    return ran, before, figure.read_bytes()
+
+
 def test_modules_are_not_snippets(book):
     assert runner.snippet_names(book[0]) == ["tiny"]
 
 
-def test_outputs_and_then_a_cache_hit(book):
-    ran, log = run(book)
+def test_outputs_and_then_a_cache_hit(first_build, built):
+    book, ran, log = first_build
     assert ran == {"tiny": True} and "ran     tiny" in log
     out = book[1] / "tiny"
     assert json.loads((out / "results.json").read_text()) == {"value": 42}
     assert (out / "line.svg").exists()
-    assert ran == {"tiny": True}
-    ran, log = run(book)
+    ran, log = run(built)
     assert ran == {"tiny": False} and "cached  tiny" in log
     assert "1 snippets: 0 ran, 1 cached" in log
 
 
-def test_editing_the_snippet_reruns_it(book):
-    run(book)
-    path = book[0] / "tiny.py"
+def test_editing_the_snippet_reruns_it(built):
+    path = built[0] / "tiny.py"
     path.write_text(path.read_text() + "\n# a comment\n")
-    assert run(book)[0] == {"tiny": True}
+    assert run(built)[0] == {"tiny": True}
 
 
-def test_editing_an_imported_module_reruns_it(book):
-    run(book)
-    (book[0] / "helper.py").write_text(HELPER.replace("42", "43"))
-    assert run(book)[0] == {"tiny": True}
-    assert json.loads((book[1] / "tiny" / "results.json").read_text())["value"] == 43
+def test_editing_an_imported_module_reruns_it(built):
+    (built[0] / "helper.py").write_text(HELPER.replace("42", "43"))
+    assert run(built)[0] == {"tiny": True}
+    assert json.loads((built[1] / "tiny" / "results.json").read_text())["value"] == 43
 
 
-def test_force_reruns(book):
-    run(book)
-    assert run(book, force=True)[0] == {"tiny": True}
+def test_force_reruns(forced):
+    ran, _, _ = forced
+    assert ran == {"tiny": True}
 
 
 def test_modules_are_found_through_other_modules(book):
@@ -98,11 +135,9 @@ def test_modules_are_found_through_other_modules(book):
     assert [p.name for p in found] == ["book.py", "deeper.py", "helper.py"]
 
 
-def test_figures_are_byte_identical_between_runs(book):
-    run(book)
-    first = (book[1] / "tiny" / "line.svg").read_bytes()
-    run(book, force=True)
-    assert (book[1] / "tiny" / "line.svg").read_bytes() == first
+def test_figures_are_byte_identical_between_runs(forced):
+    _, first, again = forced
+    assert again == first
 
 
 def test_a_failing_snippet_is_named_with_its_cell_and_traceback(book):
@@ -137,8 +172,8 @@ def test_cold_build_wall_time_schedules_snippets_like_the_pool(seconds, jobs, wa
     assert runner.wall_seconds(seconds, jobs) == wall
 
 
-def test_summary_prints_the_cold_build_against_its_budget(book, monkeypatch):
-    snippets, build = book
+def test_summary_prints_the_cold_build_against_its_budget(built, monkeypatch):
+    snippets, build = built
     monkeypatch.setattr(runner, "available_cores", lambda: 3)
     lines = []
     runner.run(snippets_dir=snippets, build_dir=build, log=lines.append)
@@ -149,8 +184,8 @@ def test_summary_prints_the_cold_build_against_its_budget(book, monkeypatch):
     assert any(line.startswith("  slowest: tiny ") for line in lines)
 
 
-def test_a_run_records_what_its_cache_key_is_made_of(book):
-    run(book)
+def test_a_run_records_what_its_cache_key_is_made_of(first_build):
+    book = first_build[0]
     recorded = json.loads((book[1] / "tiny" / "run.json").read_text())
     assert recorded["key"] == runner.cache_key(book[0] / "tiny.py", book[0])
     assert recorded["inputs"]["python"] == platform.python_version()
@@ -170,9 +205,11 @@ def test_cli_reports_errors_with_exit_status(capsys):
     assert "unknown snippet 'no_such_snippet'" in capsys.readouterr().err
 
 
-def test_executed_notebook_runs_alone_in_an_empty_folder(book, tmp_path, monkeypatch):
+def test_executed_notebook_runs_alone_in_an_empty_folder(
+    first_build, tmp_path, monkeypatch
+):
     """A reader's download: only the .ipynb, in a folder of its own."""
-    run(book)
+    book = first_build[0]
     monkeypatch.delenv("LK_OUTPUT_DIR")
     notebook = nbformat.read(book[1] / "tiny" / "tiny.ipynb", as_version=4)
     nbformat.validate(notebook)
@@ -184,13 +221,12 @@ def test_executed_notebook_runs_alone_in_an_empty_folder(book, tmp_path, monkeyp
     assert {p.name for p in alone.iterdir()} >= {"book.py", "helper.py", "outputs"}
 
 
-def test_a_stored_run_comes_back_with_its_source(book):
+def test_a_stored_run_comes_back_with_its_source(built):
     """Switching a snippet away and back (another branch) re-runs nothing."""
-    snippets, build = book
+    snippets, build = built
     original = (snippets / "tiny.py").read_text()
-    assert run(book)[0] == {"tiny": True}
     (snippets / "tiny.py").write_text(original + "\n# another branch\n")
-    assert run(book)[0] == {"tiny": True}
+    assert run(built)[0] == {"tiny": True}
     (snippets / "tiny.py").write_text(original)
-    assert run(book)[0] == {"tiny": False}
+    assert run(built)[0] == {"tiny": False}
     assert json.loads((build / "tiny" / "results.json").read_text())["value"] == 42
