@@ -546,3 +546,15 @@ def test_referenced_snippets_in_order_of_use():
         "[nb](snippets/a_snip/a_snip.ipynb)"
     )
     assert lint_book.referenced_snippets(text) == ["b_snip", "a_snip", "book"]
+
+
+# Rule: a value at the start of a line must not become a list marker.
+
+
+def test_a_whole_number_opening_a_list_item_s_line(book):
+    page = "docs/live-cnn.md"
+    value = "{{ live_cnn.field_size_block_1 }}"
+    line = plant(
+        book, page, f"   {value} × {value}. Near", f"   {value} ×\n   {value}. Near"
+    )
+    assert_named(problems(book, "list-markers"), page, line + 1, "list item")

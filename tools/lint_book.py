@@ -88,6 +88,12 @@ HTML_ATTR = re.compile(r"""\b(src|alt)\s*=\s*(["'])(.*?)\2""", re.DOTALL)
 FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
 FOOTNOTE_DEF = re.compile(r"^\[\^[^\]\s]+\]:")
 TODO = re.compile(r"\bTODO\b")
+# An indented line (a list item's continuation) that opens with a whole-number
+# value and then "." or ")" becomes a list item of its own once rendered
+# ("   3. Near the edge" splits the item).
+LIST_MARKER_VALUE = re.compile(
+    r"^[ \t]+\{\{\s*[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*\s*(?::[d,]?\s*)?\}\}[.)](?:\s|$)"
+)
 
 # What the number rule does not read.
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -755,6 +761,20 @@ def check_placeholders(book: Book):
                 )
 
 
+def check_values_as_list_markers(book: Book):
+    for page in book.pages:
+        for number, line in page.outside_code():
+            if LIST_MARKER_VALUE.match(line):
+                yield Problem(
+                    page.rel,
+                    number,
+                    "an indented line that opens with a whole number and then '.' "
+                    "or ')' renders as a list item: move the value off the line's "
+                    "start",
+                    "list-markers",
+                )
+
+
 def _tool(name: str) -> str | None:
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.exists() else shutil.which(name)
@@ -826,6 +846,7 @@ BOOK_RULES = (
     check_nav,
     check_skeleton,
     check_placeholders,
+    check_values_as_list_markers,
 )
 
 
