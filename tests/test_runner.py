@@ -4,6 +4,7 @@ import json
 import platform
 import shutil
 import textwrap
+from importlib.metadata import version
 
 import nbformat
 import pytest
@@ -135,6 +136,29 @@ def test_modules_are_found_through_other_modules(book):
     assert [p.name for p in found] == ["book.py", "deeper.py", "helper.py"]
 
 
+def test_a_key_holds_the_packages_a_snippet_can_load_and_no_others(book):
+    snippets = book[0]
+    packages = {
+        line.split("==")[0]
+        for line in runner.imported_packages(snippets / "tiny.py", snippets)
+    }
+    # matplotlib by the snippet, torch through book.py, pillow through matplotlib,
+    # ipykernel because the kernel runs on it
+    assert {"matplotlib", "torch", "pillow", "ipykernel"} <= packages
+    assert not packages & {"mkdocs", "mkdocs-material", "pytest", "playwright"}
+
+
+def test_a_key_changes_with_the_version_of_a_package_the_snippet_loads(
+    book, monkeypatch
+):
+    path = book[0] / "tiny.py"
+    before = runner.cache_key(path, book[0])
+    loaded = runner.imported_packages(path, book[0])
+    bumped = [p + ".post1" if p.startswith("pillow==") else p for p in loaded]
+    monkeypatch.setattr(runner, "imported_packages", lambda *args: bumped)
+    assert runner.cache_key(path, book[0]) != before
+
+
 def test_figures_are_byte_identical_between_runs(forced):
     _, first, again = forced
     assert again == first
@@ -190,6 +214,7 @@ def test_a_run_records_what_its_cache_key_is_made_of(first_build):
     assert recorded["key"] == runner.cache_key(book[0] / "tiny.py", book[0])
     assert recorded["inputs"]["python"] == platform.python_version()
     assert recorded["inputs"]["modules"] == ["book.py", "helper.py"]
+    assert f"torch=={version('torch')}" in recorded["inputs"]["packages"]
     assert recorded["finished"].endswith("+00:00")
     assert 0 < recorded["kernel_cpu_seconds"] < 600
 

@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from importlib.metadata import version
 from pathlib import Path
 
@@ -45,7 +46,8 @@ BUILD_DIR = ROOT / "build" / "snippets"
 # REPLICATE_SEED_OFFSET (book.setup reads $LK_SEED_OFFSET), kept apart.
 REPLICATE_DIR = ROOT / "build" / "replicate" / "snippets"
 REPLICATE_SEED_OFFSET = 100
-REQUIREMENTS = ROOT / "requirements.txt"
+# What runs every snippet, whatever it imports: its packages are in each key.
+KERNEL_PACKAGES = ("ipykernel", "nbclient", "nbformat", "jupytext")
 
 # Bump to invalidate every cached run when the way snippets are executed changes.
 RUNNER_VERSION = "1"
@@ -102,6 +104,46 @@ def local_imports(path: Path, snippets_dir: Path) -> list[Path]:
     return [found[name] for name in sorted(found)]
 
 
+def imported_packages(path: Path, snippets_dir: Path) -> list[str]:
+    """The installed packages a snippet can load, as "name==version", sorted:
+    those it and its local modules import, those the kernel runs on, and
+    everything they require. A package added for the site (a MkDocs plugin)
+    is not among them, so adding one re-runs no snippet."""
+    names = set()
+    for source in [path, *local_imports(path, snippets_dir)]:
+        names.update(_imported_names(source.read_text(encoding="utf-8")))
+    top_level = _distributions_by_module()
+    wanted = {dist for name in names for dist in top_level.get(name, ())}
+    return list(_requirement_closure(tuple(sorted(wanted | set(KERNEL_PACKAGES)))))
+
+
+@functools.cache
+def _distributions_by_module() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+@functools.cache
+def _requirement_closure(names: tuple[str, ...]) -> tuple[str, ...]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found, pending = {}, list(names)
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in found:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # not installed here: an optional or other-platform one
+        found[name] = dist.version
+        for line in dist.requires or ():
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return tuple(f"{name}=={found[name]}" for name in sorted(found))
+
+
 def cache_inputs(path: Path, snippets_dir: Path, seed_offset: int = 0) -> dict:
     """What a run's cache key is made of, in words, for the build report."""
     return {
@@ -109,6 +151,7 @@ def cache_inputs(path: Path, snippets_dir: Path, seed_offset: int = 0) -> dict:
         "torch": version("torch"),
         "numpy": version("numpy"),
         "modules": [module.name for module in local_imports(path, snippets_dir)],
+        "packages": imported_packages(path, snippets_dir),
         "seed_offset": seed_offset,
     }
 
@@ -116,17 +159,17 @@ def cache_inputs(path: Path, snippets_dir: Path, seed_offset: int = 0) -> dict:
 def cache_key(
     path: Path, snippets_dir: Path = SNIPPETS_DIR, seed_offset: int = 0
 ) -> str:
-    """Changes when anything the snippet's outputs depend on changes (NumPy's
-    version through requirements.txt)."""
+    """Changes when anything the snippet's outputs depend on changes: its
+    source, its local modules, Python, and the version of every package it
+    can load."""
     digest = hashlib.sha256()
     for part in (
         RUNNER_VERSION,
         f"seed offset {seed_offset}" if seed_offset else "",
         platform.python_version(),
-        version("torch"),
-        REQUIREMENTS.read_bytes() if REQUIREMENTS.exists() else b"",
+        *imported_packages(path, snippets_dir),
     ):
-        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(part.encode())
     for source in [path, *local_imports(path, snippets_dir)]:
         digest.update(source.name.encode())
         digest.update(source.read_bytes())
