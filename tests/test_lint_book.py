@@ -282,13 +282,15 @@ ALLOWED = [
     "A 512 × 512 photo and 128 features: powers of two are sizes chosen on purpose.",
     "Chapter 2 answers it; the ten classes stay, conv2d and L2 are names.",
     "Convolution flips the kernel: it is rotated by 180 degrees (or 180°).",
-    "Digits are centred[^lecun]: a 1998 scanner did it.",
+    "Digits are centred [@lecun1998]: a 1998 scanner did it.",
     "The accuracy is {{ why_cnns_pipeline.sobel_test_accuracy:.1% }} here.",
     "In code it is `lr=0.01` and `1797`, in math $0.5 \\cdot x$ and $$y = 0.25$$.",
     "Install it with Python 3.11 and torch version 2.13.0 pinned.",
-    "LeNet read cheques in 1998 with 0.8 % error[^lecun].",
-    "LeNet read cheques in 1998[^lecun], a system that\nlater read 10 % of US cheques.",
-    "See [the paper](https://example.org/paper-2005-v1.5) and [^lecun].",
+    "LeNet read cheques in 1998 with 0.8 % error [@lecun1998, section VIII].",
+    "LeNet read cheques in 1998 with 0.8 % error.[@lecun1998] More follows.",
+    "LeNet and AlexNet [@lecun1998; @krizhevsky2012, section 3.5]: 650,000 units.",
+    "LeNet read cheques in 1998 [@lecun1998], a system\nthat later read 10 % of them.",
+    "See [the paper](https://example.org/paper-2005-v1.5) and [@lecun1998].",
     '<span title="0.97">A tagged span</span>, <!-- 97.3 % --> and no number.',
     "[^lecun]: Y. LeCun et al., Gradient-based learning, 1998, 86(11), 2278-2324.",
 ]
@@ -305,11 +307,23 @@ def test_a_citation_covers_only_its_own_sentence(book):
         book,
         CHAPTER,
         "## Summary\n",
-        "LeNet came in 1998[^lecun]. Ours reaches 0.973 on it.\n\n## Summary\n",
+        "LeNet came in 1998 [@lecun1998]. Ours reaches 0.973 on it.\n\n## Summary\n",
     )
     found = problems(book, "numbers", path=CHAPTER)
     assert len(found) == 1
     assert_named(found, CHAPTER, line, r"decimal '0.973'")
+
+
+def test_an_explanatory_footnote_is_not_a_citation(book):
+    line = plant(
+        book,
+        CHAPTER,
+        "## Summary\n",
+        "AlexNet had 650,000 neurons.[^note]\n\n[^note]: An aside.\n\n## Summary\n",
+    )
+    found = problems(book, "numbers", path=CHAPTER)
+    assert len(found) == 1
+    assert_named(found, CHAPTER, line, r"count '650,000'")
 
 
 def test_only_chapters_are_held_to_the_number_rule(book):

@@ -34,8 +34,9 @@ Each problem is printed as `file:line: what is wrong`. The rules:
 
 NUMBER RULE. Chapter prose is scanned outside front matter, code blocks, inline
 code, math, `{{ }}` placeholders, HTML tags, link targets, URLs and footnote
-definitions. Flagged, unless the sentence or the line carries a footnote
-citation `[^key]` (the marked form for a fact from the literature):
+definitions. Flagged, unless the sentence or the line carries a citation
+`[@key]` of a work in docs/references.bib (the marked form for a fact from the
+literature; an explanatory footnote `[^note]` is not a citation):
 decimals (0.97; not a version such as "Python 3.11" or 2.13.0), percentages
 (97 %, 97 percent), numbers with a measured unit (12 s, 3 ms, 2 minutes, 40 MB,
 5 GFLOP/s), ratios (3x faster), spreads (± 2), years and decades (1968, the
@@ -87,6 +88,7 @@ HTML_IMAGE = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 HTML_ATTR = re.compile(r"""\b(src|alt)\s*=\s*(["'])(.*?)\2""", re.DOTALL)
 FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")
 FOOTNOTE_DEF = re.compile(r"^\[\^[^\]\s]+\]:")
+CITATION_REF = re.compile(r"\[@[^\[\]\n]*\]")  # [@key], [@key, Table 1], [@a; @b]
 TODO = re.compile(r"\bTODO\b")
 # An indented line (a list item's continuation) that opens with a whole-number
 # value and then "." or ")" becomes a list item of its own once rendered
@@ -122,7 +124,9 @@ ANGLE_AFTER = re.compile(r"^(?:\s*°|[\s\u00a0]+degrees?\b)")
 SPREAD_BEFORE = re.compile(r"(?:±|\+/-)\s*$")
 DECADE = re.compile(r"(?<![\w.])(1[89]\d0|20\d0)s\b")
 BLOCK_START = re.compile(r"\n(?=\s*\n|\s*(?:[-*+|]|#+|\d+\.)\s)")
-SENTENCE_END = re.compile(r"[.!?][\"')\]*_]*(?:\[\^[^\]\s]+\])*(?=\s|$)")
+SENTENCE_END = re.compile(
+    r"[.!?][\"')\]*_]*(?:\[\^[^\]\s]+\]|\[@[^\[\]\n]*\])*(?=\s|$)"
+)
 
 SKELETON_ABSTRACT = re.compile(r'^!!! abstract "What you will learn"\s*$')
 SKELETON_PREREQUISITES = re.compile(r'^!!! info "Prerequisites"\s*$')
@@ -249,24 +253,26 @@ class Page:
             REFERENCE_DEF,
             URL,
             FOOTNOTE_REF,
+            CITATION_REF,
         ):
             text = pattern.sub(_blank, text)
         return text
 
     @cached_property
     def citations(self) -> list[int]:
-        """Offsets of footnote references outside code (definitions excluded)."""
+        """Offsets of citations `[@key]` outside code and footnote definitions."""
         text = INLINE_CODE.sub(_blank, self.no_code_text)
         return [
             match.start()
-            for match in FOOTNOTE_REF.finditer(text)
+            for match in CITATION_REF.finditer(text)
             if not FOOTNOTE_DEF.match(text[text.rfind("\n", 0, match.start()) + 1 :])
         ]
 
     def is_cited(self, offset: int) -> bool:
-        """Does the sentence around offset carry a footnote reference?
+        """Does the sentence around offset carry a citation `[@key]`?
 
-        Sentences end at . ! or ? (with any footnote references that follow),
+        Sentences end at . ! or ? (with any citations or footnote references
+        that follow),
         and never span a blank line, a heading, a list item or a table row.
         """
         text = self.no_code_text
@@ -538,14 +544,14 @@ def check_numbers(book: Book):
                 continue
             if kind == "year":
                 message = (
-                    f"year {number!r} without a citation: add a footnote [^key] "
-                    "to its sentence, with [^key]: Author, title, year."
+                    f"year {number!r} without a citation: add [@key] to its "
+                    "sentence, with the work's entry in docs/references.bib"
                 )
             else:
                 message = (
                     f"hand-typed {kind} {number!r}: quote what a snippet computed "
-                    "as {{ snippet.key }}, or cite a published fact with a "
-                    "footnote [^key] in the same sentence"
+                    "as {{ snippet.key }}, or cite a published fact with "
+                    "[@key] (docs/references.bib) in the same sentence"
                 )
             yield Problem(page.rel, line_of(text, offset), message, "numbers")
 

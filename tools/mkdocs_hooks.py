@@ -47,6 +47,7 @@ from mkdocs.utils import get_relative_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools import bibliography  # noqa: E402
 from tools.lint_book import referenced_snippets  # noqa: E402
 from tools.runner import BUILD_DIR, SNIPPETS_DIR, is_fresh, snippet_names  # noqa: E402
 
@@ -163,7 +164,20 @@ def _results():
 
 
 def on_page_markdown(markdown, page, config, files):
-    return fill_placeholders(markdown, page.file.src_uri)
+    markdown = fill_placeholders(markdown, page.file.src_uri)
+    if page.file.src_uri.endswith(".md"):  # notebooks cite nothing
+        markdown = bibliography.render_page(
+            markdown, page.file.src_uri, *_bibliography(config)
+        )
+    return markdown
+
+
+def _bibliography(config):
+    """The .bib entries and the pages citing each, every page checked once."""
+    if "bibliography" not in _this_build:
+        docs = Path(config["docs_dir"]) if config else ROOT / "docs"
+        _this_build["bibliography"] = bibliography.check_book(docs)
+    return _this_build["bibliography"]
 
 
 def fill_placeholders(text, source):
