@@ -127,9 +127,11 @@ def visit(browser, base, path, device):
         WEIGHTS.mkdir(parents=True, exist_ok=True)
         weight = {"page": path, "bytes": record["transferred"], "requests": len(sizes)}
         (WEIGHTS / f"{screenshot_name(path)}.json").write_text(json.dumps(weight))
+    record["failed"] += http_errors(requests)
     context.close()
     if device == "desktop" and AXE.exists():
         # A fresh dark context: a reload keeps the palette Material chose first.
+        requests.clear()
         context, page = open_page("dark")
         page.goto(base + path, wait_until="load")
         scheme = page.evaluate("document.body.dataset.mdColorScheme")
@@ -137,12 +139,20 @@ def visit(browser, base, path, device):
         render_everything(page)
         record["axe"] += run_axe(page, "dark: ")
         finish_requests(page, in_flight)
+        record["failed"] += http_errors(requests)
         context.close()
-    for request in requests:  # the dark page's requests too
-        status = request.response().status if request.response() else 0
-        if status >= 400:
-            record["failed"].append(f"{request.url}: HTTP {status}")
     return record
+
+
+def http_errors(requests):
+    """Finished requests answered with an error status (read while their
+    context is open: a closed one no longer gives its responses)."""
+    errors = []
+    for request in requests:
+        response = request.response()
+        if response is not None and response.status >= 400:
+            errors.append(f"{request.url}: HTTP {response.status}")
+    return errors
 
 
 def finish_requests(page, in_flight, timeout_s=30):
