@@ -8,6 +8,7 @@
 # %%
 from functools import partial
 
+import torch
 from torch import nn
 
 from book import (
@@ -87,8 +88,10 @@ class KernelStack(nn.Module):
 
     def forward(self, X):
         maps = self.body(X)  # (N, C, H, W)
-        if self.head == "max":
-            return self.classifier(maps.amax(dim=(2, 3)))
+        if self.head == "max":  # a global max pool, as maps.amax(dim=(2, 3))
+            # but with a cheaper backward pass on a CPU
+            pooled = nn.functional.adaptive_max_pool2d(maps, 1)
+            return self.classifier(pooled.flatten(1))
         return self.classifier(maps.flatten(1))
 
 
@@ -102,8 +105,15 @@ STEPS = {  # each row flips one switch of the row before it
 }
 data = load_dataset("shifted_digits")
 steps = {}
+
+
+def make_step(settings):
+    # Channels last, as SmallCNN: here about a quarter faster to train.
+    return KernelStack(**settings).to(memory_format=torch.channels_last)
+
+
 for name, settings in STEPS.items():
-    steps[name] = run_trials(partial(KernelStack, **settings), data)
+    steps[name] = run_trials(partial(make_step, settings), data)
     print(
         f"{name:>10}: {steps[name]['mean']:.3f} ± {steps[name]['std']:.3f}"
         f" ({steps[name]['parameters']:,} parameters)"
