@@ -196,23 +196,41 @@ answers = [
     ].argmax(dim=1)
     for seed in SEEDS
 ]
-record(seeds_disagree_share=(answers[0] != answers[1]).float().mean())
+record(
+    seeds_disagree_share=(answers[0] != answers[1]).float().mean(),
+    seeds_disagree_count=int((answers[0] != answers[1]).sum()),
+)
 
 # %% [markdown]
 # ## Moving a digit: on block 3's grid and off it
 #
 # Block 3's maps have one unit for every 4 × 4 pixels, so the page's moves
 # by 4 pixels are on its grid and the others are not. How much does a move
-# change the 64 global-max values the classifier reads? Every test digit is
-# moved 1 to 4 pixels up, down, left and right, as chapter 6's `shift` moves
-# it (zeros come in), wherever a move of 4 pixels keeps all of its ink on
-# the canvas: chapter 8's clean copies of the test digits say where it is.
+# change the 64 global-max values the classifier reads? Chapter 6's
+# `relative_change` measures it: the length of after − before over the
+# length of before, both 64 numbers long. Every test digit is moved 1 to 4
+# pixels up, down, left and right, as chapter 6's `shift` moves it (zeros
+# come in), wherever a move of 4 pixels keeps all of its ink on the canvas:
+# chapter 8's clean copies of the test digits say where it is.
+#
+# A move by `shift` changes two things at once: the content moves while the
+# zero padding around the canvas stays put, and a blank strip with no noise
+# comes in. A circular shift (`torch.roll`) brings the same noise in on the
+# other side instead: same content, same noise, only the border fixed.
 
 # %%
 # --8<-- [start:moves]
 DIRECTIONS = [(0, 1), (0, -1), (1, 0), (-1, 0)]  # right, left, down, up
 clean = clean_test_digits()  # the test digits without their noise
 ink = clean.sum(dim=(1, 2, 3))
+# A move of 4 pixels that loses no ink: then the shorter moves lose none.
+whole = torch.stack(
+    [
+        (shift(clean, 4 * dy, 4 * dx).sum(dim=(1, 2, 3)) - ink).abs() < 1e-4
+        for dy, dx in DIRECTIONS
+    ],
+    dim=1,
+)  # (N digits, 4 directions)
 
 
 def global_max(net, X):
@@ -221,16 +239,21 @@ def global_max(net, X):
         return net.eval().feature_maps(X)[-1].amax(dim=(2, 3))
 
 
-changes = {}  # trained seed -> (N digits, 4 directions, 4 distances)
-for seed, net in zip(SEEDS, nets):
+def roll(X, dy, dx):
+    """A circular shift: what leaves one side comes in on the other."""
+    return torch.roll(X, (dy, dx), dims=(-2, -1))
+
+
+def move_changes(net, move):
+    """How much each move changes the global max: (N digits, 4 directions,
+    4 distances of 1 to 4 pixels)."""
     before = global_max(net, data.X_test)
-    changes[seed] = torch.stack(
+    return torch.stack(
         [
             torch.stack(
                 [
                     relative_change(
-                        before,
-                        global_max(net, shift(data.X_test, d * y, d * x)),
+                        before, global_max(net, move(data.X_test, d * y, d * x))
                     )
                     for d in (1, 2, 3, 4)
                 ],
@@ -240,19 +263,35 @@ for seed, net in zip(SEEDS, nets):
         ],
         dim=1,
     )
-# A move of 4 pixels that loses no ink: then the shorter moves lose none.
-whole = torch.stack(
-    [
-        (shift(clean, 4 * dy, 4 * dx).sum(dim=(1, 2, 3)) - ink).abs() < 1e-4
-        for dy, dx in DIRECTIONS
-    ],
-    dim=1,
-)  # (N digits, 4 directions)
-for seed, change in changes.items():
-    on_grid, off_grid = change[..., 3][whole], change[..., :3].mean(-1)[whole]
-    print(f"seed {seed}: {len(on_grid)} moves; off the grid", end=" ")
-    print(f"{off_grid.mean():.1%} on average, on it {on_grid.mean():.1%}")
+
+
+changes = {seed: move_changes(net, shift) for seed, net in zip(SEEDS, nets)}
+rolled = {seed: move_changes(net, roll) for seed, net in zip(SEEDS, nets)}
+for seed in SEEDS:
+    off_grid = changes[seed][..., :3][whole]  # every move of 1 to 3 pixels
+    on_grid = changes[seed][..., 3][whole]
+    print(
+        f"seed {seed}, {len(on_grid)} moves of 4 px; median (90th percentile):"
+    )
+    for what, c in [("1-3 px", off_grid), ("4 px", on_grid)]:
+        print(f"  {what}: {c.median():.1%} ({c.quantile(0.9):.1%})")
+    print(f"  4 px rolled: {rolled[seed][..., 3][whole].median():.1%}")
 # --8<-- [end:moves]
+
+
+def quantiles(values, q):
+    """Each seed's q-quantile of its values."""
+    return [values[seed].quantile(q).item() for seed in SEEDS]
+
+
+def on_grid_moves(c):
+    """The moves of 4 pixels that keep the digit whole, per seed."""
+    return {seed: c[seed][..., 3][whole] for seed in SEEDS}
+
+
+def off_grid_moves(c):
+    """The moves of 1 to 3 pixels of those digits, per seed."""
+    return {seed: c[seed][..., :3][whole] for seed in SEEDS}
 
 
 def gap_per_digit(change):
@@ -263,16 +302,179 @@ def gap_per_digit(change):
 
 
 gaps = {seed: gap_per_digit(change) for seed, change in changes.items()}
+# Rolled or shifted by 4 pixels: the same moves, paired.
+roll_minus_shift = {
+    seed: rolled[seed][..., 3][whole] - changes[seed][..., 3][whole]
+    for seed in SEEDS
+}
+
+
+def by_seed(name, values):
+    """values (one per seed) under name_by_seed, and one by one under
+    name_seed0, name_seed1, as the page quotes them."""
+    values = [float(v) for v in values]
+    flat = {f"{name}_seed{seed}": v for seed, v in zip(SEEDS, values)}
+    return {f"{name}_by_seed": values, **flat}
+
+
 record(
     num_whole_moves=int(whole.sum()),
     change_on_grid_mean=np.mean(
-        [c[..., 3][whole].mean() for c in changes.values()]
+        [c.mean() for c in on_grid_moves(changes).values()]
     ),
     change_off_grid_mean=np.mean(
-        [c[..., :3].mean(-1)[whole].mean() for c in changes.values()]
+        [c.mean() for c in off_grid_moves(changes).values()]
     ),
-    change_gap_by_seed=[gap.mean().item() for gap in gaps.values()],
-    change_gap_se_by_seed=[
-        (gap.std() / len(gap) ** 0.5).item() for gap in gaps.values()
-    ],
+    **by_seed(
+        "change_on_grid_mean",
+        [c.mean() for c in on_grid_moves(changes).values()],
+    ),
+    **by_seed(
+        "change_off_grid_mean",
+        [c.mean() for c in off_grid_moves(changes).values()],
+    ),
+    **by_seed("change_on_grid_median", quantiles(on_grid_moves(changes), 0.5)),
+    **by_seed("change_on_grid_p90", quantiles(on_grid_moves(changes), 0.9)),
+    **by_seed(
+        "change_off_grid_median", quantiles(off_grid_moves(changes), 0.5)
+    ),
+    **by_seed("change_off_grid_p90", quantiles(off_grid_moves(changes), 0.9)),
+    **by_seed(
+        "change_on_grid_over_20_share",
+        [(c > 0.2).float().mean() for c in on_grid_moves(changes).values()],
+    ),
+    **by_seed("change_gap", [gap.mean() for gap in gaps.values()]),
+    **by_seed(
+        "change_gap_se", [gap.std() / len(gap) ** 0.5 for gap in gaps.values()]
+    ),
+    **by_seed(
+        "rolled_on_grid_mean",
+        [c.mean() for c in on_grid_moves(rolled).values()],
+    ),
+    **by_seed("rolled_on_grid_median", quantiles(on_grid_moves(rolled), 0.5)),
+    **by_seed(
+        "rolled_on_grid_se",
+        [c.std() / len(c) ** 0.5 for c in on_grid_moves(rolled).values()],
+    ),
+    **by_seed(
+        "roll_minus_shift", [d.mean() for d in roll_minus_shift.values()]
+    ),
+    **by_seed(
+        "roll_minus_shift_se",
+        [d.std() / len(d) ** 0.5 for d in roll_minus_shift.values()],
+    ),
+)
+
+# %% [markdown]
+# Rolled by 4 pixels, the digit brings no blank strip in, yet the numbers
+# change as much as when it is shifted: what remains is the border, fixed
+# while the content moves. With the border made circular too (the same
+# weights, but each convolution pads with the other side of its input), a
+# roll by 4 pixels changes the numbers by nothing more than rounding.
+
+# %%
+circular_change = []
+for net in nets:
+    circular = copy.deepcopy(net)
+    for layer in circular.modules():
+        if isinstance(layer, torch.nn.Conv2d):
+            layer.padding_mode = "circular"
+    before = global_max(circular, data.X_test)
+    circular_change += [
+        relative_change(
+            before, global_max(circular, roll(data.X_test, 4 * y, 4 * x))
+        )
+        .max()
+        .item()
+        for y, x in DIRECTIONS
+    ]
+print(
+    f"circular padding, rolled by 4 pixels: at most {max(circular_change):.1e}"
+)
+record(circular_on_grid_change_max=max(circular_change))
+
+# %% [markdown]
+# Even on the grid, a move can change the answer. How often, over the whole
+# moves of 4 pixels; and which of the page's ten test digits does it happen
+# to, with the largest change?
+
+# %%
+WAYS = ["right", "left", "down", "up"]
+flip_shares, examples = [], []
+for seed, net in zip(SEEDS, nets):
+    with torch.no_grad():
+        answer = net(data.X_test).argmax(dim=1)
+        moved = torch.stack(
+            [
+                net(shift(data.X_test, 4 * y, 4 * x)).argmax(dim=1)
+                for y, x in DIRECTIONS
+            ],
+            dim=1,
+        )  # (N digits, 4 directions)
+    flips = (moved != answer[:, None]) & whole
+    flip_shares.append((flips.sum() / whole.sum()).item())
+    for digit, index in enumerate(indices):
+        for way in range(4):
+            if flips[index, way]:
+                examples.append(
+                    {
+                        "seed": seed,
+                        "digit": digit,
+                        "way": WAYS[way],
+                        "before": answer[index].item(),
+                        "after": moved[index, way].item(),
+                        "change": changes[seed][index, way, 3].item(),
+                    }
+                )
+# The page's example, if one of its ten digits has one (None otherwise).
+example = max(examples, key=lambda e: e["change"], default=None)
+print("on-grid moves that change the answer:", flip_shares, "e.g.", example)
+record(
+    on_grid_flip_share_by_seed=flip_shares,
+    on_grid_flip_share_mean=np.mean(flip_shares),
+    on_grid_flip_examples=examples,
+    on_grid_flip_example=example,
+    **{f"flip_example_{key}": value for key, value in (example or {}).items()},
+)
+
+# %% [markdown]
+# Which of the ten test digits do the trained networks read wrongly? And how
+# much smaller are the untrained networks' values (block 3's largest, for
+# each test digit), which the page's colour scale, set per input, hides?
+
+# %%
+wrong = {
+    seed: reference[f"trained-seed{seed}/probabilities"][:10].argmax(1)
+    for seed in SEEDS
+}
+misread_by_both = [
+    label
+    for label in labels
+    if all(wrong[seed][label] != label for seed in SEEDS)
+]
+scale_ratio = []
+for seed in SEEDS:
+    highest = [
+        block_outputs(networks[f"{kind}-seed{seed}"], data.X_test)[
+            "block3"
+        ].amax(dim=(1, 2, 3))
+        for kind in ("trained", "untrained")
+    ]
+    scale_ratio.append((highest[0] / highest[1]).median().item())
+print("misread by both:", misread_by_both, "scale ratio:", scale_ratio)
+record(
+    misread_by_both=misread_by_both,
+    misread_answers={
+        str(label): [int(wrong[seed][label]) for seed in SEEDS]
+        for label in misread_by_both
+    },
+    first_misread_by_both=misread_by_both[0] if misread_by_both else None,
+    first_misread_answers=(
+        [int(wrong[seed][misread_by_both[0]]) for seed in SEEDS]
+        if misread_by_both
+        else None
+    ),
+    untrained_scale_ratio_by_seed=scale_ratio,
+    untrained_scale_ratio_min=min(scale_ratio),
+    untrained_scale_ratio_max=max(scale_ratio),
 )

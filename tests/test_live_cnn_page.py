@@ -7,12 +7,14 @@ canvas asks for a digit; and it stays light and fast.
 import base64
 import json
 import statistics
+from io import BytesIO
 from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
 import torch
 from live_cnn_ops import block_outputs, load_tensors
+from PIL import Image
 from test_browser import AXE
 from weight_sharing_ops import relative_change
 from what_cnns_learn_ops import BLOCK_ENDS, CNN_LAYERS, field_box
@@ -387,8 +389,20 @@ def test_pointing_at_a_unit_outlines_its_receptive_field(
     }
     assert field_on_input(page) == shown  # where it is drawn
     text = page.locator(".live-cnn__unit").inner_text()
-    assert f"Block {block}, map {channel + 1}, unit at row {row}, column {col}" in text
+    # Everything counted from 1, as the page says.
+    assert (
+        f"Block {block}, map {channel + 1}, unit at row {row + 1}, column {col + 1}"
+        in text
+    )
+    assert f"input rows {shown[0] + 1} to {shown[2]} and columns" in text
     assert f"{size} × {size} pixels" in text
+    # The readout sits under the block pointed at.
+    assert (
+        page.locator(".live-cnn__block")
+        .nth(block - 1)
+        .locator(".live-cnn__unit")
+        .is_visible()
+    )
 
 
 def test_the_keyboard_chooses_units_across_the_maps(page):
@@ -547,4 +561,142 @@ def test_without_its_script_the_page_says_how_to_open_it(browser, site_server):
     page.goto(site_server.url + "live-cnn/")
     status = page.locator(".live-cnn__status")
     assert status.is_visible() and "make serve" in status.inner_text()
+    context.close()
+
+
+def test_the_mode_group_is_named_mode(page):
+    group = page.get_by_role("group", name="Mode")
+    assert [r.get_attribute("value") for r in group.get_by_role("radio").all()] == [
+        "draw",
+        "erase",
+        "move",
+    ]
+
+
+def test_below_a_fifth_no_class_stands_out(page):
+    """The untrained network's best class, at about one in ten, is not named
+    as what the network reads; the trained network's is."""
+    choose(page, "Test digit", 3)
+    headline = page.locator(".live-cnn__headline")
+    best = int(output(page)["probabilities"].argmax())
+    assert headline.inner_text().startswith(f"The network reads a {best} (")
+    choose(page, "Network", "untrained")
+    shown = output(page)
+    best = int(shown["probabilities"].argmax())
+    assert shown["probabilities"][best] < 0.2
+    percent = f"{100 * shown['probabilities'][best]:.1f}%"
+    assert headline.inner_text() == f"No class stands out (best: {best}, {percent})."
+
+
+def test_the_move_line_says_when_ink_leaves_the_canvas_and_where_moves_stop(page):
+    """A dot in the middle, moved right: on the grid but partly off the
+    canvas is not "exactly so"; gone, the line says so; and the counter
+    stops where the move does, 20 pixels, and says it is the most."""
+    page.get_by_role("button", name="Clear the canvas").click()
+    page.locator(".live-cnn__input").focus()
+    page.keyboard.press("Space")  # ink at row 12, column 12 (counted from 0)
+    page.get_by_label("Move").check()
+    page.locator(".live-cnn__input").focus()
+    moved = page.locator(".live-cnn__moved")
+    page.keyboard.press("Shift+ArrowRight")
+    assert "exactly so" in moved.inner_text()  # 4 pixels: all ink still shown
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")  # 12 pixels: the dot is cut
+    shown = output(page)
+    assert 0 < shown["image"].sum() and shown["image"][:, 23].max() > 0
+    text = moved.inner_text()
+    assert "on block 3's 4-pixel grid, but part of the digit left the canvas" in text
+    assert "exactly so" not in text and "changed by" in text
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("Shift+ArrowRight")  # 20 pixels: gone
+    page.keyboard.press("ArrowRight")  # no further
+    assert page.evaluate(f"{API}.state.dx") == 20
+    assert output(page)["empty"]
+    assert moved.inner_text() == (
+        "Moved 20 pixels right (the most): the digit has left the canvas."
+    )
+
+
+def test_the_keyboard_cursor_hides_while_the_mouse_draws(page):
+    cursor = page.locator(".live-cnn__cursor")
+    page.locator(".live-cnn__input").focus()
+    assert cursor.is_visible()  # reached by the keyboard: its cursor shows
+    box = page.locator(".live-cnn__input").bounding_box()
+    page.mouse.click(box["x"] + 30, box["y"] + 30)
+    assert not cursor.is_visible()
+    page.keyboard.press("ArrowLeft")
+    assert cursor.is_visible()
+
+
+def test_a_tap_on_a_phone_chooses_the_unit_under_the_finger(browser, site_server):
+    """At 375 px the input is far above block 3: the readout, under the
+    block, is where the finger is."""
+    context, page, errors = open_page(
+        browser,
+        site_server.url + "live-cnn/",
+        has_touch=True,
+        is_mobile=True,
+    )
+    page.set_viewport_size({"width": 375, "height": 800})
+    canvas = page.locator(".live-cnn__maps").nth(2)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    scale = box["width"] / canvas.evaluate("c => c.width")
+    channel, row, col = 9, 1, 4  # map 10: second row of maps, second column
+    x = (channel % 8) * 52 + (col + 0.5) * 8
+    y = (channel // 8) * 52 + (row + 0.5) * 8
+    page.touchscreen.tap(box["x"] + x * scale, box["y"] + y * scale)
+    settle(page)
+    assert page.evaluate(f"{API}.state.unit") == {
+        "block": 2,
+        "channel": channel,
+        "row": row,
+        "col": col,
+    }
+    readout = page.locator(".live-cnn__block").nth(2).locator(".live-cnn__unit")
+    assert "map 10, unit at row 2, column 5" in readout.inner_text()
+    top = readout.bounding_box()["y"]
+    assert 0 <= top < 800  # on the screen, with the block
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_a_grey_gutter_separates_the_maps(browser, site_server, scheme):
+    """Between two maps, and around them, mid-grey: in light mode a map's
+    white (zero) edge does not run into its neighbour's."""
+    context, page, _ = open_page(
+        browser, site_server.url + "live-cnn/", color_scheme=scheme
+    )
+    page.set_viewport_size({"width": 1280, "height": 720})  # no sticky panel over it
+    canvas = page.locator(".live-cnn__maps").nth(2)  # block 3
+    canvas.evaluate("c => c.scrollIntoView({block: 'center'})")
+    box = canvas.bounding_box()
+    clip = {"x": box["x"] - 2, "y": round(box["y"]) - 2, "width": 60, "height": 60}
+    pixels = np.asarray(
+        Image.open(BytesIO(page.screenshot(clip=clip))).convert("RGB")
+    ).astype(int)
+
+    def grey(region):  # mid-grey, give or take the edges' smoothing
+        return (abs(region - 128) <= 16).all()
+
+    assert grey(pixels[5:55, 0:2]), "no frame left of the maps"
+    assert grey(pixels[0:2, 5:55]), "no frame above the maps"
+    assert grey(pixels[5:55, 2 + 49 : 2 + 51]), "no grey gap between two maps"
+    context.close()
+
+
+@pytest.mark.parametrize("height, sticky", [(720, False), (1000, True)])
+def test_the_panel_sticks_only_where_block_3_fits_below_it(
+    browser, site_server, height, sticky
+):
+    context, page, _ = open_page(browser, site_server.url + "live-cnn/")
+    page.set_viewport_size({"width": 1280, "height": height})
+    panel = page.locator(".live-cnn__top")
+    position = panel.evaluate("e => getComputedStyle(e).position")
+    assert (position == "sticky") == sticky
+    if sticky:
+        header = page.locator(".md-header").bounding_box()["height"]
+        block = page.locator(".live-cnn__block").nth(2).bounding_box()["height"]
+        assert header + panel.bounding_box()["height"] + block <= height
     context.close()

@@ -6,9 +6,10 @@
  * computes (the tests compare the two), and exposes the result as
  * element.explorer.output for them.
  *
- * Material's instant navigation re-runs this script on each visit to the
- * page, so it sets itself up once and then follows document$. It adds its
- * own stylesheet (docs/stylesheets/explorer.css) to the page.
+ * Starting up (once, however often Material's instant navigation re-runs
+ * this script), adding its stylesheet (docs/stylesheets/explorer.css) and
+ * saying why it could not start are shared with the live CNN page, in
+ * docs/javascripts/widgets.js.
  *
  * The page holds a status line (.explorer__status) that says how to open the
  * explorer: it stays if this script never runs, is removed once the explorer
@@ -377,46 +378,18 @@
     root.dataset.ready = "true";
   }
 
-  /** Say in the page, not only in the console, why the explorer did not
-   * start and how to open it so that it does. */
-  function showFailure(root, error) {
-    let status = root.querySelector(".explorer__status");
-    if (status === null) {
-      status = element("p", { class: "explorer__status", role: "status" });
-      root.prepend(status);
-    }
-    const cause =
-      location.protocol === "file:"
-        ? "Opened as a file from disk, the page may not read its own images. "
-        : "An image may have failed to load: try reloading the page. ";
-    status.replaceChildren(
-      `The explorer could not start (${String(error).replace(/\.$/, "")}). ${cause}`,
-      "It needs the site served by a web server: from a clone of the repository, run ",
-      element("code", { text: "make serve" }),
-      " and open the address it prints.",
-    );
-  }
-
-  function setUpAll() {
-    for (const root of document.querySelectorAll(".explorer:not([data-ready])")) {
-      setUp(root).catch((error) => {
-        root.dataset.ready = "failed";
-        showFailure(root, error);
-        console.error("convolution explorer:", error);
-      });
-    }
-  }
-
-  if (window.__explorerLoaded) return; // re-run by instant navigation
-  window.__explorerLoaded = true;
-  // Its stylesheet, next to this script's folder: loaded only where it is used.
-  const css = new URL("../stylesheets/explorer.css", document.currentScript.src);
-  document.head.append(element("link", { rel: "stylesheet", href: css.href }));
-  if (typeof document$ !== "undefined") {
-    document$.subscribe(setUpAll); // Material: on every page, instant or not
-  } else if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", setUpAll);
-  } else {
-    setUpAll();
-  }
+  // Set up once, add the stylesheet (next to this script's folder: loaded only
+  // where it is used), and say on the page why the explorer did not start.
+  window.bookWidget({
+    name: "convolution explorer",
+    selector: ".explorer",
+    stylesheet: new URL("../stylesheets/explorer.css", document.currentScript.src).href,
+    setUp,
+    failure: {
+      statusClass: "explorer__status",
+      what: "The explorer",
+      fromDisk: "Opened as a file from disk, the page may not read its own images. ",
+      otherwise: "An image may have failed to load: try reloading the page. ",
+    },
+  });
 })();

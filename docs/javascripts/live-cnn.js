@@ -9,11 +9,10 @@
  * what SmallCNN (snippets/book.py) does in eval mode; the browser tests check
  * that every block's maps and the probabilities equal PyTorch's.
  *
- * Material's instant navigation re-runs this script on each visit to the
- * page, so it sets itself up once and then follows document$. It adds its own
- * stylesheet (docs/stylesheets/live-cnn.css). A status line (.live-cnn__status)
- * says how to open the page if this script never runs, and what went wrong if
- * setting up fails.
+ * A status line (.live-cnn__status) says how to open the page if this
+ * script never runs. Starting up once, adding the stylesheet
+ * (docs/stylesheets/live-cnn.css) and saying what went wrong if setting up
+ * fails are shared with the explorer, in docs/javascripts/widgets.js.
  */
 (function () {
   "use strict";
@@ -28,6 +27,8 @@
   const BRUSH = 1.0; // radius of full ink, in pixels; the edge fades over 1
   const ERASER = 1.5;
   const GREY_BAR = "linear-gradient(to right, #ffffff, #000000)"; // 0 white
+  const STANDS_OUT = 0.2; // below this probability, no class stands out
+  const INK = 0.5; // the training canvases' noise (sigma 0.1) stays below
   // Arrow keys as (rows, columns) steps.
   const STEPS = { ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0] };
 
@@ -394,7 +395,7 @@
 
     // Controls.
     const modes = element("fieldset", { class: "live-cnn__modes" }, [
-      element("legend", { text: "Pointer and arrow keys" }),
+      element("legend", { text: "Mode" }),
     ]);
     const modeInputs = {};
     for (const [value, text] of [
@@ -538,7 +539,7 @@
     const last = blockViews[blockViews.length - 1];
     const poolRows = Math.ceil(last.channels / COLUMNS);
     const poolCanvas = element("canvas", {
-      class: "live-cnn__maps",
+      class: "live-cnn__maps live-cnn__pooled-values",
       width: COLUMNS * (CELL + GAP) - GAP,
       height: poolRows * (CELL + GAP) - GAP,
       role: "img",
@@ -696,14 +697,16 @@
         item.classList.toggle("live-cnn__best", !empty && k === best);
         item.setAttribute("aria-label", empty ? `${k}: no prediction` : `${k}: ${percent(p)}`);
       });
-      headline.textContent = empty
-        ? "The canvas is empty: draw a digit, or pick a test digit."
-        : `The network reads a ${best} (${percent(out.probabilities[best])}).`;
+      const chance = percent(out.probabilities[best]);
+      if (empty) headline.textContent = "The canvas is empty: draw a digit, or pick a test digit.";
+      else if (out.probabilities[best] < STANDS_OUT) {
+        headline.textContent = `No class stands out (best: ${best}, ${chance}).`;
+      } else headline.textContent = `The network reads a ${best} (${chance}).`;
       // How much a move changed what the classifier reads.
       if (state.dy === 0 && state.dx === 0) unmoved = out.globalMax;
       else unmoved ??= forward(net, state.source).globalMax;
       const change = relativeChange(unmoved, out.globalMax);
-      status.textContent = moveText(change, empty);
+      status.textContent = moveText(change, empty, inkLost(image));
       api.output = {
         image,
         maps: out.maps,
@@ -719,33 +722,42 @@
       return out;
     }
 
-    function moveText(change, empty) {
+    /** Whether the move pushed ink off the canvas. Ink: pixels of at least
+     * INK; the test digits' background noise stays below it. */
+    function inkLost(image) {
+      if (!state.dy && !state.dx) return false;
+      const count = (pixels) => pixels.reduce((n, value) => n + (value >= INK), 0);
+      return count(image) < count(state.source);
+    }
+
+    function moveText(change, empty, lost) {
       const { dy, dx } = state;
       if (dy === 0 && dx === 0) return "The digit is where it was drawn or picked.";
       const parts = [];
-      if (dx) parts.push([Math.abs(dx), dx > 0 ? "right" : "left"]);
-      if (dy) parts.push([Math.abs(dy), dy > 0 ? "down" : "up"]);
+      // The counter stops where the move does: say so.
+      const most = (d) => (Math.abs(d) === MAX_MOVE ? " (the most)" : "");
+      if (dx) parts.push([Math.abs(dx), `${dx > 0 ? "right" : "left"}${most(dx)}`]);
+      if (dy) parts.push([Math.abs(dy), `${dy > 0 ? "down" : "up"}${most(dy)}`]);
       const [first, ...rest] = parts.map(([d, way]) => `${d} ${way}`);
       const unit = parts[0][0] === 1 ? "pixel" : "pixels";
       const moved = `Moved ${[first.replace(" ", ` ${unit} `), ...rest].join(" and ")}`;
+      if (empty) return `${moved}: the digit has left the canvas.`;
       const step = net.fields[net.fields.length - 1].step;
-      const values = empty
-        ? ""
-        : `; the ${last.channels} values the classifier reads changed by ${percent(change)}`;
-      if (dy % step === 0 && dx % step === 0) {
+      const values = `; the ${last.channels} values the classifier reads changed by ${percent(change)}`;
+      const onGrid = dy % step === 0 && dx % step === 0;
+      const grid = `${onGrid ? "on" : "off"} block 3's ${step}-pixel grid`;
+      if (lost) return `${moved}: ${grid}, but part of the digit left the canvas${values}.`;
+      if (onGrid) {
         const cells = [];
         const count = (d) => `${Math.abs(d / step)} ${Math.abs(d) === step ? "cell" : "cells"}`;
         if (dx) cells.push(`${count(dx)} ${dx > 0 ? "right" : "left"}`);
         if (dy) cells.push(`${count(dy)} ${dy > 0 ? "down" : "up"}`);
         return (
-          `${moved}: on block 3's ${step}-pixel grid, so its maps moved ` +
+          `${moved}: ${grid}, so its maps moved ` +
           `${cells.join(" and ")}, exactly so away from the border${values}.`
         );
       }
-      return (
-        `${moved}: off block 3's ${step}-pixel grid, so its maps changed, ` +
-        `not only moved${values}.`
-      );
+      return `${moved}: ${grid}, so its maps changed, not only moved${values}.`;
     }
 
     function showAbout() {
@@ -759,6 +771,11 @@
       blockViews.forEach((view) => {
         view.outline.hidden = !(state.unit && state.unit.block === view.block);
       });
+      // Under the block pointed at: in view there, on a phone too.
+      if (state.unit) {
+        const { figure, bar } = blockViews[state.unit.block];
+        if (unitText.nextSibling !== bar.root) figure.insertBefore(unitText, bar.root);
+      }
       if (!state.unit) {
         inputField.hidden = true;
         unitText.textContent = "";
@@ -784,9 +801,10 @@
       const value = api.output.maps[block][(channel * n + row) * n + col];
       const cut = r1 - r0 < size || c1 - c0 < size ? ", cut by the canvas's border" : "";
       unitText.textContent =
-        `Block ${block + 1}, map ${channel + 1}, unit at row ${row}, column ${col}: ` +
-        `value ${format(value)}. It sees input rows ${r0} to ${r1 - 1} and columns ${c0} to ` +
-        `${c1 - 1} (its field is ${size} × ${size} pixels${cut}), outlined on the input.`;
+        `Block ${block + 1}, map ${channel + 1}, unit at row ${row + 1}, column ${col + 1}: ` +
+        `value ${format(value)}. It sees input rows ${r0 + 1} to ${r1} and columns ` +
+        `${c0 + 1} to ${c1} (its field is ${size} × ${size} pixels${cut}), outlined on ` +
+        "the input (all counted from 1).";
       api.field = { top: topRow, left: leftCol, size, shown: [r0, c0, r1, c1] };
     }
 
@@ -828,14 +846,16 @@
       };
       view.canvas.addEventListener("pointermove", choose);
       view.canvas.addEventListener("pointerdown", choose); // a tap, on a phone
-      view.canvas.addEventListener("pointerleave", () => {
-        if (document.activeElement !== view.canvas) {
+      view.canvas.addEventListener("pointerleave", (event) => {
+        // A finger lifted also leaves: keep the unit it tapped.
+        if (event.pointerType === "mouse" && document.activeElement !== view.canvas) {
           state.unit = null;
           showUnit();
         }
       });
       view.canvas.addEventListener("focus", () => {
         if (!state.unit || state.unit.block !== view.block) {
+          // Reached by Tab: start in the middle of the first map.
           const middle = Math.floor(view.n / 2);
           state.unit = { block: view.block, channel: 0, row: middle, col: middle };
         }
@@ -883,10 +903,13 @@
     }
 
     let drag = null;
+    let pointerDrawn = false; // the keyboard's cursor hides while the pointer draws
     input.addEventListener("pointerdown", (event) => {
       if (event.button !== 0) return;
       event.preventDefault();
+      pointerDrawn = true;
       input.focus({ preventScroll: true });
+      showCursor();
       input.setPointerCapture(event.pointerId);
       const point = pixelAt(event);
       if (state.mode === "move") {
@@ -933,7 +956,7 @@
 
     function showCursor() {
       const drawing = state.mode !== "move" && document.activeElement === input;
-      cursor.hidden = !drawing;
+      cursor.hidden = !drawing || pointerDrawn;
       const [row, col] = state.cursor;
       place(cursor, col / SIZE, row / SIZE, 1 / SIZE, 1 / SIZE);
     }
@@ -942,6 +965,10 @@
     input.addEventListener("blur", showCursor);
     input.addEventListener("keydown", (event) => {
       const centre = ([row, col]) => [col + 0.5, row + 0.5];
+      if (event.key in STEPS || event.key === " " || event.key === "Enter") {
+        pointerDrawn = false;
+        showCursor();
+      }
       if (event.key in STEPS) {
         event.preventDefault();
         const [sy, sx] = STEPS[event.key];
@@ -1045,44 +1072,16 @@
     root.dataset.ready = "true";
   }
 
-  function showFailure(root, error) {
-    let status = root.querySelector(".live-cnn__status");
-    if (status === null) {
-      status = element("p", { class: "live-cnn__status", role: "status" });
-      root.prepend(status);
-    }
-    const cause =
-      location.protocol === "file:"
-        ? "Opened as a file from disk, the page cannot read the network's weights. "
-        : "A file of weights may have failed to load: try reloading the page. ";
-    status.replaceChildren(
-      `The live network could not start (${String(error.message || error).replace(/\.$/, "")}). ` +
-        cause,
-      "It needs the site served by a web server: from a clone of the repository, run ",
-      element("code", { text: "make serve" }),
-      " and open the address it prints.",
-    );
-  }
-
-  function setUpAll() {
-    for (const root of document.querySelectorAll(".live-cnn:not([data-ready])")) {
-      setUp(root).catch((error) => {
-        root.dataset.ready = "failed";
-        showFailure(root, error);
-        console.error("live CNN:", error);
-      });
-    }
-  }
-
-  if (window.__liveCnnLoaded) return; // re-run by instant navigation
-  window.__liveCnnLoaded = true;
-  const css = new URL("../stylesheets/live-cnn.css", document.currentScript.src);
-  document.head.append(element("link", { rel: "stylesheet", href: css.href }));
-  if (typeof document$ !== "undefined") {
-    document$.subscribe(setUpAll);
-  } else if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", setUpAll);
-  } else {
-    setUpAll();
-  }
+  window.bookWidget({
+    name: "live CNN",
+    selector: ".live-cnn",
+    stylesheet: new URL("../stylesheets/live-cnn.css", document.currentScript.src).href,
+    setUp,
+    failure: {
+      statusClass: "live-cnn__status",
+      what: "The live network",
+      fromDisk: "Opened as a file from disk, the page cannot read the network's weights. ",
+      otherwise: "A file of weights may have failed to load: try reloading the page. ",
+    },
+  });
 })();
