@@ -25,7 +25,6 @@ from many_kernels_ops import (
     sign_shares,
     sweep,
     title_decimals,
-    train_accuracies,
 )
 
 setup()
@@ -68,7 +67,7 @@ record(
     ),
 )
 results = sweep_results(trials, data)
-results |= per_image_results(trials, data) | train_accuracies(trials, data)
+results |= per_image_results(trials, data)
 gains = paired_gains(results, [(1, 16), (2, 16), (16, 32), (16, 64), (32, 64)])
 for key, value in gains.items():
     print(key, value)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.ticker import PercentFormatter
 
-from book import LearnedKernelSoftmax, accuracy, draw_learned_bank, run_trials
+from book import LearnedKernelSoftmax, draw_learned_bank, run_trials
 
 
 # --8<-- [start:sweep]
@@ -38,34 +38,37 @@ def sweep(data, counts):
 # --8<-- [end:sweep]
 
 
+def outputs(net, X, chunk=500):
+    """net's predicted class for each image of X, and the largest value of
+    its ReLU feature maps on that image (net's forward, split in two), a
+    chunk of images at a time: the maps of a whole training set at once are
+    tens of megabytes, which the system hands out afresh at every call."""
+    predicted, largest = [], []
+    with torch.no_grad():
+        for part in X.split(chunk):
+            maps = torch.relu(net.conv(part))
+            predicted.append(net.classifier(maps.flatten(1)).argmax(dim=1))
+            largest.append(maps.amax(dim=(1, 2, 3)))
+    return torch.cat(predicted), torch.cat(largest)
+
+
 def per_image_results(trials, data):
     """For each bank size N, keyed for record(): the share of its runs that
-    classify each test image right (correct_N), and how many of its runs
-    ended with every feature map zero on every training image (dead_N)."""
+    classify each test image right (correct_N), how many of its runs ended
+    with every feature map zero on every training image (dead_N), and every
+    seed's accuracy on its own training images (train_accuracies_N) with
+    their mean."""
     results = {}
     for N, trial in trials.items():
-        with torch.no_grad():
-            right = [
-                net(data.X_test).argmax(dim=1) == data.y_test
-                for net in trial["nets"]
-            ]
-            dead = [
-                bool(torch.relu(net.conv(data.X_train)).amax() == 0)
-                for net in trial["nets"]
-            ]
+        right, dead, fitted = [], [], []
+        for net in trial["nets"]:
+            net.eval()
+            right.append(outputs(net, data.X_test)[0] == data.y_test)
+            predicted, largest = outputs(net, data.X_train)
+            dead.append(bool(largest.amax() == 0))
+            fitted.append((predicted == data.y_train).float().mean().item())
         results[f"correct_{N}"] = torch.stack(right).float().mean(0).tolist()
         results[f"dead_{N}"] = sum(dead)
-    return results
-
-
-def train_accuracies(trials, data):
-    """For each bank size N, keyed for record(): every seed's accuracy on
-    its own training images, and their mean."""
-    results = {}
-    for N, trial in trials.items():
-        fitted = [
-            accuracy(net, data.X_train, data.y_train) for net in trial["nets"]
-        ]
         results[f"train_accuracies_{N}"] = fitted
         results[f"mean_train_accuracy_{N}"] = float(np.mean(fitted))
     return results
