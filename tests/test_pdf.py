@@ -235,6 +235,7 @@ def test_the_print_page_s_ids_are_unique_and_its_links_land():
     body = text[text.index('<div id="print-site-page"') :]
     ids = book_pdf_tool.ID.findall(text)
     assert sorted({i for i in ids if ids.count(i) > 1}) == []
+    assert "__config" in ids, "Material's settings lost their id: no dark mode"
     dangling = {a for a in book_pdf_tool.IN_PAGE_LINK.findall(body) if a not in ids}
     assert dangling == set()
     assert "<details>" not in body, "a folded block keeps its code out of print"
@@ -243,7 +244,10 @@ def test_the_print_page_s_ids_are_unique_and_its_links_land():
 def fixed(body, left_out=None):
     book_pdf_tool._left_out.clear()
     book_pdf_tool._left_out.update(left_out or {})
-    page = f'<html><head></head><body><div id="print-site-page">{body}</div></body>'
+    page = (
+        f'<html><head></head><body><div id="print-site-page">{body}</section>'
+        '</div><style></style><script id="__config"></script></body>'
+    )
     return book_pdf_tool.fix_print_page(page, "https://example.org/book/")
 
 
@@ -252,10 +256,11 @@ def test_the_print_page_gets_unique_ids_and_links_to_pages_left_out():
         '<section class="print-page" id="01-a"><figure id="f"></figure>'
         '<a href="#01-a-f">fig</a> <a href="#explorer-knobs">explorer</a>'
         '<details class="tip"><summary>Hint</summary></details></section>'
-        '<section class="print-page" id="02-b"><figure id="f"></figure></section>',
+        '<section class="print-page" id="02-b"><figure id="f"></figure>',
         {"explorer": "explorer/"},
     )
     assert 'id="01-a-f"' in out and 'id="02-b-f"' in out
+    assert '<script id="__config">' in out, "Material's settings lost their id"
     assert 'href="https://example.org/book/explorer/#knobs"' in out
     assert '<details open class="tip">' in out
 

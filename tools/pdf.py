@@ -44,6 +44,7 @@ ID = re.compile(r'(?<![-\w])id="([^"]+)"')
 HOME_IN_CONTENTS = re.compile(
     r'(<a href="#index" class="md-nav__link">\s*<span class="md-ellipsis">\s*)Home\b'
 )
+BOOK_END = "</section></div><style>"
 CLOSED_DETAILS = re.compile(r"<details(?![^>]*\bopen\b)")
 SECTION = re.compile(r'<section class="print-page" id="([^"]+)"')
 
@@ -112,7 +113,11 @@ def fix_print_page(text, site_url):
     text = on_post_page(text, None, None)
     text = HOME_IN_CONTENTS.sub(r"\1Introduction", text)
     start = text.index('<div id="print-site-page"')
-    head, body = text[:start], unique_ids(text[start:])
+    # print-site closes its pages with </div><style> (their headings' styles).
+    end = text.find(BOOK_END, start)
+    if end < 0:
+        raise PluginError(f"{PRINT_PAGE}: no {BOOK_END!r}: has print-site changed?")
+    head, body, tail = text[:start], unique_ids(text[start:end]), text[end:]
     body = CLOSED_DETAILS.sub("<details open", body)  # code folded on a chapter
     ids = set(ID.findall(body))
 
@@ -129,7 +134,7 @@ def fix_print_page(text, site_url):
                 return f'href="{html.escape(target)}"'
         raise PluginError(f"{PRINT_PAGE}: a link to #{anchor}, which it does not have")
 
-    return head + IN_PAGE_LINK.sub(link, body)
+    return head + IN_PAGE_LINK.sub(link, body) + tail
 
 
 def unique_ids(body):
