@@ -14,7 +14,7 @@ INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := site
-.PHONY: site test serve snippets lint chapter clean lock node-checks lighthouse replicate bench FORCE
+.PHONY: site pdf test serve snippets lint chapter clean lock node-checks lighthouse replicate bench FORCE
 
 # FORCE: Make cannot see a change of Python or TORCH, so tools/install.py looks.
 $(INSTALLED): requirements.txt FORCE
@@ -29,6 +29,11 @@ snippets: $(INSTALLED)
 ## Build the site into site/ from the snippets' outputs.
 site: snippets
 	$(BIN)/mkdocs build --strict
+
+## The whole book as one PDF, site/learned-kernels.pdf, printed from the site's
+## one-page view (print_page/) by Debian's Chromium; the landing page links it.
+pdf: site
+	$(BIN)/python -m tools.pdf
 
 ## Live preview on http://127.0.0.1:8000/learned-kernels/; re-runs changed snippets.
 serve: snippets
