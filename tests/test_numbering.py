@@ -139,6 +139,36 @@ def test_a_reference_to_another_page_shows_that_page_s_number():
     assert '<a href="../04-layers/#fig-first">Figure 4.1</a>' in out
 
 
+def test_a_reference_in_a_raw_html_caption_is_resolved_too():
+    labels = _labels(BOOK)
+    html = (
+        "<figcaption>As [](#tab-results) and [](04-layers.md#fig-first) show."
+        "</figcaption><pre><code>[](#not-a-label) [](#fig-first)</code></pre>"
+    )
+    out = numbering.number_page(html, "04-layers.md", "04-layers/", labels)
+    assert '<a href="#tab-results">Table 4.1</a>' in out
+    assert '<a href="#fig-first">Figure 4.1</a> show.' in out
+    assert "<code>[](#not-a-label) [](#fig-first)</code>" in out  # code is code
+    with pytest.raises(PluginError, match="label 'tab-results' is on 04-layers.md"):
+        numbering.number_page(
+            "<figcaption>[](#tab-results)</figcaption>",
+            "02-learn.md",
+            "02-learn/",
+            labels,
+        )
+    out = numbering.number_page(
+        "<figcaption>[](04-layers.md#tab-results)</figcaption>",
+        "02-learn.md",
+        "02-learn/",
+        labels,
+    )
+    assert '<a href="../04-layers/#tab-results">Table 4.1</a>' in out
+    with pytest.raises(PluginError, match="unknown label 'fig-gone'"):
+        numbering.number_page(
+            "<p>[](#fig-gone)</p>", "02-learn.md", "02-learn/", labels
+        )
+
+
 def test_a_reference_with_its_own_words_keeps_them():
     labels = _labels(BOOK)
     html = '<p><a href="#tab-results">the results</a></p>'
@@ -324,10 +354,10 @@ def test_the_built_chapters_show_references_as_numbered_links():
     training = _page("07-training-well")
     assert '<a href="../04-layers/#tab-results-four-models">Table 4.2</a>' in training
     for path in sorted((ROOT / "docs").glob("[0-9][0-9]-*.md")):
-        empty = re.findall(
-            r'<a href="[^"]*#(?:fig|tab|eq)-[^"]*"></a>', _page(path.stem)
-        )
+        html = _page(path.stem)
+        empty = re.findall(r'<a href="[^"]*#(?:fig|tab|eq)-[^"]*"></a>', html)
         assert not empty, (path.name, empty)
+        assert "[](" not in html, f"{path.name} shows a reference's Markdown"
 
 
 def test_a_page_that_is_not_a_chapter_numbers_its_figure_alone():

@@ -29,6 +29,7 @@ from urllib.parse import urljoin
 
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
+from mkdocs.utils import get_relative_url
 
 CHAPTER_FILE = re.compile(r"^(\d{2})-[^/]*\.md$")
 LABEL_NAME = r"[a-z0-9]+(?:-[a-z0-9]+)*"
@@ -57,6 +58,11 @@ LINK = re.compile(
     r"(?P<after>[^>]*)>(?P<text>.*?)</a>",
     re.DOTALL,
 )
+# A reference Markdown left as text: in raw HTML such as a <figcaption>.
+LITERAL_REFERENCE = re.compile(
+    r"\[\]\((?P<page>[\w./-]*\.md)?#(?P<label>(?:fig|tab|eq)-[^)\s]*)\)"
+)
+CODE = re.compile(r"<(pre|code)\b.*?</\1>", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,39 @@ def number_page(content: str, page: str, url: str, labels: dict[str, Target]) ->
             )
     content = HTML_FIGURE.sub(figure, content)
     content = BLOCK_MATH.sub(equation, content)
-    return LINK.sub(lambda m: _reference(m, page, url, labels), content)
+    content = LINK.sub(lambda m: _reference(m, page, url, labels), content)
+    return _outside_code(
+        content, lambda text: _literal_references(text, page, url, labels)
+    )
+
+
+def _outside_code(content: str, change) -> str:
+    pieces, start = [], 0
+    for code in CODE.finditer(content):
+        pieces += [change(content[start : code.start()]), code[0]]
+        start = code.end()
+    return "".join([*pieces, change(content[start:])])
+
+
+def _literal_references(text: str, page: str, url: str, labels) -> str:
+    """text with each `[](#label)` or `[](NN-page.md#label)` left by Markdown
+    (inside raw HTML) made a link with the number, checked as a link is."""
+
+    def link(match):
+        label = match["label"]
+        target = labels.get(label)
+        if target is None:
+            raise PluginError(f"{page}: reference to unknown label {label!r}")
+        if (match["page"] or page) != target.page:
+            written = "" if target.page == page else target.page
+            raise PluginError(
+                f"{page}: label {label!r} is on {target.page}: refer to it as "
+                f"[]({written}#{label})"
+            )
+        path = get_relative_url(target.url, url) if target.page != page else ""
+        return f'<a href="{path}#{label}">{target.text}</a>'
+
+    return LITERAL_REFERENCE.sub(link, text)
 
 
 def _reference(match, page: str, url: str, labels: dict[str, Target]) -> str:
