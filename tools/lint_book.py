@@ -19,6 +19,11 @@ Each problem is printed as `file:line: what is wrong`. The rules:
   (in its fresh build output, or named in its source), with alt text of at
   least five words.
 - numbers: no number typed into a chapter's prose; see NUMBER RULE below.
+- references: no figure, table or equation number typed into a chapter's prose
+  ("Figure 4.3", "table 2", "Eq. (5.1)"): refer by label, `[](#fig-NAME)` or
+  `[](04-layers.md#tab-NAME)`, and the build writes the number
+  (tools/numbering.py). A sentence citing a paper's own figure or table
+  (a citation [@key]) may name it.
 - nav: mkdocs.yml's nav lists every chapter and every snippet's notebook page,
   and every page it lists exists.
 - skeleton: a chapter docs/NN-slug.md has front matter with `description:`,
@@ -106,6 +111,13 @@ HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
 LINK_TARGET = re.compile(r"\]\([^)]*\)")
 REFERENCE_DEF = re.compile(r"^\s*\[[^\]]+\]:\s*\S+.*$", re.MULTILINE)
 URL = re.compile(r"https?://\S+")
+
+# A figure, table or equation number typed by hand.
+TYPED_REFERENCE = re.compile(
+    r"\b(?:figures?|figs?|tables?|equations?|eqs?)\.?[\s\u00a0]*"
+    r"\(?\d+(?:\.\d+)?\)?(?![\w.]\d)",
+    re.IGNORECASE,
+)
 
 # The number rule.
 NUMBER = re.compile(r"(?<![\w.,\\])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w]|[.,]\d)")
@@ -526,9 +538,33 @@ def _normalise(parts):
     return out
 
 
+def _typed_references(page: Page) -> list[re.Match]:
+    return [
+        match
+        for match in TYPED_REFERENCE.finditer(page.prose)
+        if not page.is_cited(match.start())
+    ]
+
+
+def check_typed_references(book: Book):
+    for page in book.chapters:
+        for match in _typed_references(page):
+            yield Problem(
+                page.rel,
+                line_of(page.prose, match.start()),
+                f"typed reference {' '.join(match.group(0).split())!r}: refer by "
+                "label, [](#fig-NAME) or [](NN-page.md#tab-NAME), and the build "
+                "writes the number",
+                "references",
+            )
+
+
 def check_numbers(book: Book):
     for page in book.chapters:
         text = page.prose
+        # A typed "Figure 4.3" is reported once, by check_typed_references.
+        for match in _typed_references(page):
+            text = text[: match.start()] + _blank(match) + text[match.end() :]
         found = []
         for match in DECADE.finditer(text):
             found.append((match.start(), match.group(0), "year"))
@@ -849,6 +885,7 @@ BOOK_RULES = (
     check_snippets_tested,
     check_figures,
     check_numbers,
+    check_typed_references,
     check_nav,
     check_skeleton,
     check_placeholders,
