@@ -47,6 +47,7 @@ from mkdocs.utils import get_relative_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tools import build_report  # noqa: E402
 from tools.lint_book import referenced_snippets  # noqa: E402
 from tools.runner import BUILD_DIR, SNIPPETS_DIR, is_fresh, snippet_names  # noqa: E402
 
@@ -163,6 +164,10 @@ def _results():
 
 
 def on_page_markdown(markdown, page, config, files):
+    try:
+        markdown = build_report.fill(markdown, f"docs/{page.file.src_uri}")
+    except build_report.BuildReportError as error:
+        raise PluginError(str(error)) from None
     return fill_placeholders(markdown, page.file.src_uri)
 
 
