@@ -47,7 +47,7 @@ from mkdocs.utils import get_relative_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import build_report  # noqa: E402
+from tools import build_report, lightbox  # noqa: E402
 from tools.lint_book import referenced_snippets  # noqa: E402
 from tools.runner import BUILD_DIR, SNIPPETS_DIR, is_fresh, snippet_names  # noqa: E402
 
@@ -214,7 +214,8 @@ def on_page_content(content, page, config, files):
         content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
         content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
     content = _sized_images(content, page, files)
-    return LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
+    content = LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
+    return lightbox.link_figures(content, page.file.src_uri.endswith(".ipynb"))
 
 
 def _sized_images(content, page, files):
@@ -413,6 +414,7 @@ SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog"
 
 
 def on_post_page(output, page, config):
+    output = lightbox.script_at_the_end(output)  # mkdocs-glightbox's ran first
     return output.replace(SEARCH_DIALOG, SEARCH_DIALOG[:-1] + ' aria-label="Search">')
 
 

@@ -1,0 +1,85 @@
+"""Figures a reader can open large: the hook passes each page's HTML here.
+
+The image of each figure becomes a link to its own file that GLightbox
+(mkdocs-glightbox, in `manual` mode: it wraps nothing itself) opens in a
+dialog, with the image's alt text and the figure's caption, the caption read
+from the page by id (GLightbox takes a description starting with "." as a CSS
+selector), so that the page holds it once. On notebook pages, whose figures
+have no caption, each SVG figure opens with its alt text alone.
+docs/javascripts/lightbox.js names the dialog, moves focus into it and back.
+"""
+
+from __future__ import annotations
+
+import re
+
+FIGURE = re.compile(r"<figure\b[^>]*>.*?</figure>", re.DOTALL)
+IMAGE = re.compile(r"<img\b[^>]*>")
+CAPTION = re.compile(r"<figcaption\b([^>]*)>")
+SVG_IMAGE = re.compile(r'<img\b[^>]*\ssrc="[^"]+\.svg"[^>]*>')
+LINKED = 'class="glightbox"'
+
+
+def _attribute(tag: str, name: str) -> str | None:
+    found = re.search(rf'\s{name}="([^"]*)"', tag)
+    return found.group(1) if found else None
+
+
+def _link(image: str, description: str | None = None) -> str:
+    """image inside a link that opens it large."""
+    alt = " ".join((_attribute(image, "alt") or "").split())  # already escaped
+    attributes = [
+        LINKED,
+        f'href="{_attribute(image, "src")}"',
+        'data-type="image"',
+        f'data-alt="{alt}"',
+        'aria-haspopup="dialog"',
+    ]
+    if description:
+        attributes.append(f'data-description="{description}"')
+    return f"<a {' '.join(attributes)}>{image}</a>"
+
+
+def link_figures(content: str, notebook: bool = False) -> str:
+    """content with each figure's single image opening large, with its caption
+    (a figure of several images is left as it is); on a notebook page, also
+    each SVG image outside a figure."""
+    count = 0
+
+    def figure(match):
+        nonlocal count
+        block = match.group(0)
+        images = IMAGE.findall(block)
+        if len(images) != 1 or LINKED in block:
+            return block
+        count += 1
+        caption = CAPTION.search(block)
+        description = None
+        if caption:
+            identifier = _attribute(caption.group(0), "id")
+            if identifier is None:
+                identifier = f"figure-caption-{count}"
+                tag = f'<figcaption id="{identifier}"{caption.group(1)}>'
+                block = block[: caption.start()] + tag + block[caption.end() :]
+            description = f".md-content #{identifier}"
+        return block.replace(images[0], _link(images[0], description), 1)
+
+    content = FIGURE.sub(figure, content)
+    if notebook:
+        content = SVG_IMAGE.sub(lambda m: _link(m.group(0)), content)
+    return content
+
+
+GLIGHTBOX_SCRIPT = re.compile(r'<script src="[^"]*/glightbox\.min\.js"></script>\s*')
+GLIGHTBOX_INIT = '<script id="init-glightbox">'
+
+
+def script_at_the_end(page_html: str) -> str:
+    """page_html with GLightbox's script moved from <head>, where
+    mkdocs-glightbox puts it and it holds up the first paint, to just before
+    the script that starts it, at the end of <body>."""
+    script = GLIGHTBOX_SCRIPT.search(page_html)
+    if script is None or GLIGHTBOX_INIT not in page_html:
+        return page_html
+    page_html = page_html[: script.start()] + page_html[script.end() :]
+    return page_html.replace(GLIGHTBOX_INIT, script.group(0) + GLIGHTBOX_INIT, 1)
