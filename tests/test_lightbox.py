@@ -50,17 +50,18 @@ def test_a_figure_of_several_images_and_a_notebook_image():
     assert "data-description" not in linked
 
 
-def test_the_glightbox_script_moves_to_the_end_of_the_body():
+def test_the_glightbox_script_moves_to_the_end_and_its_style_goes():
     page = (
         '<head><script src="../assets/javascripts/glightbox.min.js"></script>\n'
+        '<style id="glightbox-style">\n .gslide-desc { color: #666; }\n</style>\n'
         '</head><body><p>text</p><script id="init-glightbox">GLightbox()</script>'
     )
-    moved = lightbox.script_at_the_end(page)
+    moved = lightbox.tidy_page(page)
     assert moved == (
         '<head></head><body><p>text</p><script src="../assets/javascripts/'
         'glightbox.min.js"></script>\n<script id="init-glightbox">GLightbox()</script>'
     )
-    assert lightbox.script_at_the_end("<head></head>") == "<head></head>"
+    assert lightbox.tidy_page("<head></head>") == "<head></head>"
 
 
 def test_every_single_image_figure_of_the_site_opens_large():

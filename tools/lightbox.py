@@ -72,12 +72,16 @@ def link_figures(content: str, notebook: bool = False) -> str:
 
 GLIGHTBOX_SCRIPT = re.compile(r'<script src="[^"]*/glightbox\.min\.js"></script>\s*')
 GLIGHTBOX_INIT = '<script id="init-glightbox">'
+# mkdocs-glightbox's inline <style>: docs/stylesheets/book.css has its rules.
+GLIGHTBOX_STYLE = re.compile(r'<style id="glightbox-style">.*?</style>\s*', re.DOTALL)
 
 
-def script_at_the_end(page_html: str) -> str:
+def tidy_page(page_html: str) -> str:
     """page_html with GLightbox's script moved from <head>, where
     mkdocs-glightbox puts it and it holds up the first paint, to just before
-    the script that starts it, at the end of <body>."""
+    the script that starts it, at the end of <body>; and without the plugin's
+    inline styles (pages share one stylesheet)."""
+    page_html = GLIGHTBOX_STYLE.sub("", page_html, count=1)
     script = GLIGHTBOX_SCRIPT.search(page_html)
     if script is None or GLIGHTBOX_INIT not in page_html:
         return page_html

@@ -414,7 +414,7 @@ SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog"
 
 
 def on_post_page(output, page, config):
-    output = lightbox.script_at_the_end(output)  # mkdocs-glightbox's ran first
+    output = lightbox.tidy_page(output)  # after mkdocs-glightbox's on_post_page
     return output.replace(SEARCH_DIALOG, SEARCH_DIALOG[:-1] + ' aria-label="Search">')
 
 
