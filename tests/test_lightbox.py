@@ -50,16 +50,18 @@ def test_a_figure_of_several_images_and_a_notebook_image():
     assert "data-description" not in linked
 
 
-def test_the_glightbox_script_moves_to_the_end_and_its_style_goes():
+def test_the_glightbox_script_and_css_move_to_the_end_and_its_style_goes():
+    css = '<link href="../assets/stylesheets/glightbox.min.css" rel="stylesheet">'
+    script = '<script src="../assets/javascripts/glightbox.min.js"></script>'
     page = (
-        '<head><script src="../assets/javascripts/glightbox.min.js"></script>\n'
+        f"<head>{css}\n{script}\n"
         '<style id="glightbox-style">\n .gslide-desc { color: #666; }\n</style>\n'
         '</head><body><p>text</p><script id="init-glightbox">GLightbox()</script>'
     )
     moved = lightbox.tidy_page(page)
     assert moved == (
-        '<head></head><body><p>text</p><script src="../assets/javascripts/'
-        'glightbox.min.js"></script>\n<script id="init-glightbox">GLightbox()</script>'
+        f"<head></head><body><p>text</p>{css}\n{script}\n"
+        '<script id="init-glightbox">GLightbox()</script>'
     )
     assert lightbox.tidy_page("<head></head>") == "<head></head>"
 

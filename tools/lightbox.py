@@ -71,19 +71,27 @@ def link_figures(content: str, notebook: bool = False) -> str:
 
 
 GLIGHTBOX_SCRIPT = re.compile(r'<script src="[^"]*/glightbox\.min\.js"></script>\s*')
+GLIGHTBOX_CSS = re.compile(
+    r'<link href="[^"]*/glightbox\.min\.css" rel="stylesheet">\s*'
+)
 GLIGHTBOX_INIT = '<script id="init-glightbox">'
 # mkdocs-glightbox's inline <style>: docs/stylesheets/book.css has its rules.
 GLIGHTBOX_STYLE = re.compile(r'<style id="glightbox-style">.*?</style>\s*', re.DOTALL)
 
 
 def tidy_page(page_html: str) -> str:
-    """page_html with GLightbox's script moved from <head>, where
-    mkdocs-glightbox puts it and it holds up the first paint, to just before
-    the script that starts it, at the end of <body>; and without the plugin's
-    inline styles (pages share one stylesheet)."""
+    """page_html with GLightbox's stylesheet and script moved from <head>,
+    where mkdocs-glightbox puts them and they hold up the first paint, to
+    just before the script that starts it, at the end of <body> (nothing
+    shows them before a figure is opened); and without the plugin's inline
+    styles (pages share one stylesheet)."""
     page_html = GLIGHTBOX_STYLE.sub("", page_html, count=1)
-    script = GLIGHTBOX_SCRIPT.search(page_html)
-    if script is None or GLIGHTBOX_INIT not in page_html:
+    if GLIGHTBOX_INIT not in page_html:
         return page_html
-    page_html = page_html[: script.start()] + page_html[script.end() :]
-    return page_html.replace(GLIGHTBOX_INIT, script.group(0) + GLIGHTBOX_INIT, 1)
+    moved = ""
+    for pattern in (GLIGHTBOX_CSS, GLIGHTBOX_SCRIPT):
+        found = pattern.search(page_html)
+        if found:
+            moved += found.group(0)
+            page_html = page_html[: found.start()] + page_html[found.end() :]
+    return page_html.replace(GLIGHTBOX_INIT, moved + GLIGHTBOX_INIT, 1)
