@@ -189,7 +189,11 @@ def report(
 
 def _summary(record: dict | None, runs: dict) -> list[str]:
     seconds = [run["seconds"] for name, run in sorted(runs.items()) if run]
-    cpu = [run.get("kernel_cpu_seconds") or 0 for run in runs.values() if run]
+    cpu = [
+        run["kernel_cpu_seconds"]
+        for run in runs.values()
+        if run and isinstance(run.get("kernel_cpu_seconds"), (int, float))
+    ]
     cold = wall_seconds(seconds, BUDGET_JOBS)
     verdict = (
         f"within the budget of {BOOK_BUDGET_S} s"
@@ -225,7 +229,8 @@ def _summary(record: dict | None, runs: dict) -> list[str]:
         ]
     lines += [
         f"- **A cold build** (every snippet run): {sum(seconds):.0f} s of snippet "
-        f"time and {sum(cpu):.0f} s of kernel CPU time; with {BUDGET_JOBS} at a "
+        f"time and {sum(cpu):.0f} s of kernel CPU time (recorded for "
+        f"{len(cpu)} of {len(seconds)}); with {BUDGET_JOBS} at a "
         f"time, about {cold:.0f} s of wall time, {verdict}.",
         f"- **Snippets over the {BUDGET_S} s budget for one**: {over} of "
         f"{len(seconds)}.",
