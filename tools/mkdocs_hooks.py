@@ -47,7 +47,7 @@ from mkdocs.utils import get_relative_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tools import bibliography  # noqa: E402
+from tools import bibliography, build_report, lightbox  # noqa: E402
 from tools.lint_book import referenced_snippets  # noqa: E402
 from tools.runner import BUILD_DIR, SNIPPETS_DIR, is_fresh, snippet_names  # noqa: E402
 
@@ -164,6 +164,10 @@ def _results():
 
 
 def on_page_markdown(markdown, page, config, files):
+    try:
+        markdown = build_report.fill(markdown, f"docs/{page.file.src_uri}")
+    except build_report.BuildReportError as error:
+        raise PluginError(str(error)) from None
     markdown = fill_placeholders(markdown, page.file.src_uri)
     if page.file.src_uri.endswith(".md"):  # notebooks cite nothing
         markdown = bibliography.render_page(
@@ -223,7 +227,8 @@ def on_page_content(content, page, config, files):
         content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
         content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
     content = _sized_images(content, page, files)
-    return LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
+    content = LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
+    return lightbox.link_figures(content, page.file.src_uri.endswith(".ipynb"))
 
 
 def _sized_images(content, page, files):
@@ -422,6 +427,7 @@ SEARCH_DIALOG = '<div class="md-search" data-md-component="search" role="dialog"
 
 
 def on_post_page(output, page, config):
+    output = lightbox.tidy_page(output)  # after mkdocs-glightbox's on_post_page
     return output.replace(SEARCH_DIALOG, SEARCH_DIALOG[:-1] + ' aria-label="Search">')
 
 

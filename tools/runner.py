@@ -57,6 +57,7 @@ CELL_TIMEOUT_S = 600
 # The reader's promise: every snippet runs in seconds on a laptop CPU.
 BUDGET_S = 60  # one snippet (30 s on a quiet machine: room for a second build)
 BOOK_BUDGET_S = 180  # every snippet of a cold build, wall time on two cores
+BUILD_RECORD = "build.json"  # in the build folder: the last invocation, for the report
 
 
 class SnippetError(Exception):
@@ -389,6 +390,7 @@ def run(
             f"known snippets: {', '.join(known) or 'none'}"
         )
     started = time.perf_counter()
+    started_at = datetime.now(UTC)
     outcomes: list[Outcome] = []
     pending = []
     for name in names or known:
@@ -451,7 +453,60 @@ def run(
     slowest = sorted(outcomes, key=lambda o: -o.seconds)[:5]
     if slowest:
         log("  slowest: " + ", ".join(f"{o.name} {o.seconds:.1f} s" for o in slowest))
+    stamp = started_at.isoformat(timespec="seconds")
+    write_build_record(
+        build_dir,
+        {
+            "started": stamp,
+            "wall_seconds": round(time.perf_counter() - started, 2),
+            "machine": machine(),
+            "jobs": jobs,
+            "forced": force,
+            "seed_offset": seed_offset,
+            "ran": sorted(o.name for o in ran),
+            "reused": sorted(o.name for o in outcomes if not o.ran),
+            "every_snippet": set(known) <= {o.name for o in outcomes},
+            "cold_build_wall_seconds": round(cold_wall, 1),
+            "budget_seconds": BUDGET_S,
+            "book_budget_seconds": BOOK_BUDGET_S,
+        },
+        {o.name: {"ran": o.ran, "started": stamp} for o in outcomes},
+    )
     return outcomes
+
+
+def write_build_record(build_dir: Path, record: dict, snippets: dict) -> None:
+    """What this invocation did, for the book's build report, and for each
+    snippet what the last invocation that took it did (a run of a few
+    snippets, as the claim tests make, keeps the others' entries). Written
+    aside, then renamed: a site build never reads half a record."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        earlier = json.loads((build_dir / BUILD_RECORD).read_text())["snippets"]
+        earlier = earlier if isinstance(earlier, dict) else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        earlier = {}  # none yet, or unreadable: this invocation starts it again
+    record["snippets"] = dict(sorted((earlier | snippets).items()))
+    partial = build_dir / f".{BUILD_RECORD}.{os.getpid()}"
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(build_dir / BUILD_RECORD)
+
+
+def machine() -> dict:
+    """The CPU model and core counts of the machine running the snippets."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            models = re.findall(r"^model name\s*:\s*(.+)$", info.read(), re.MULTILINE)
+        cpu = models[0].strip() if models else cpu
+    except OSError:  # not Linux
+        pass
+    return {
+        "cpu": cpu or "unknown",
+        "cores": os.cpu_count(),
+        "available_cores": available_cores(),
+        "system": platform.platform(terse=True),
+    }
 
 
 def available_cores() -> int:
