@@ -120,7 +120,7 @@ def test_each_citing_chapter_ends_with_its_references(book, chapter):
     if not keys:
         assert 'id="references"' not in article
         return
-    after = article[article.index('<h2 id="references"') :]
+    after = article[re.search(r'<h2 [^>]*id="references"', article).start() :]
     assert "<h2" not in after[4:], "a section follows the references"
     assert 'class="footnote"' not in after, "footnotes follow the references"
     listed = re.findall(r'<li id="ref-([\w-]+)"', after)

@@ -316,7 +316,7 @@ def test_the_linter_refuses_a_typed_figure_number(book, sentence):  # noqa: F811
 
 
 def test_the_linter_lets_a_cited_paper_name_its_own_table(book):  # noqa: F811
-    sentence = "Its Table 1 gives the counts[^lecun98].\n\n[^lecun98]: LeCun.\n"
+    sentence = "Its Table 1 gives the counts [@lecun1998, Table 1].\n"
     plant(book, CHAPTER, "\n## Summary\n", f"\n{sentence}\n## Summary\n")
     assert not problems(book, rule="references")
 

@@ -93,8 +93,11 @@ def problems(pages, chapters):
     last = 0
     for part in chapters:
         where, title = part["page"], squash(part["title"])
-        starts = [n for n, top in enumerate(tops) if top.startswith(title)]
-        if not starts or starts[0] < last:
+        # after the last chapter's start: a contents page may also begin with it
+        starts = [
+            n for n, top in enumerate(tops) if n > last and top.startswith(title)
+        ]
+        if not starts:
             found.append(
                 f"{where}: no page starts with {part['title']!r} after the last"
             )

@@ -211,10 +211,12 @@ def render_page(
         f"{n}. {texts[key]}\n    {{: #{_anchor(key)} }}" for key, n in numbers.items()
     )
     # The page's explanatory footnotes go before its references, which end it.
+    # Search leaves the section out: the References page holds every entry.
     footnotes = FOOTNOTES_PLACE if FOOTNOTE_DEFINITION.search(markdown) else ""
     return (
         f"{markdown.rstrip()}\n\n{footnotes}\n\n"
-        f'## References {{#references}}\n\n<div class="references" markdown>\n\n'
+        "## References {#references data-search-exclude}\n\n"
+        '<div class="references" markdown>\n\n'
         f"{items}\n\n</div>\n"
     )
 
