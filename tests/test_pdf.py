@@ -94,9 +94,7 @@ def problems(pages, chapters):
     for part in chapters:
         where, title = part["page"], squash(part["title"])
         # after the last chapter's start: a contents page may also begin with it
-        starts = [
-            n for n, top in enumerate(tops) if n > last and top.startswith(title)
-        ]
+        starts = [n for n, top in enumerate(tops) if n > last and top.startswith(title)]
         if not starts:
             found.append(
                 f"{where}: no page starts with {part['title']!r} after the last"
