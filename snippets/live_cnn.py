@@ -95,7 +95,8 @@ for seed, trained, initial in zip(SEEDS, nets, untrained):
         )
         save_tensors(out / f"{name}.safetensors", tensors, metadata)
         networks[name] = net
-        print(f"{name}: {score:.1%} of the test digits")
+        size = (out / f"{name}.safetensors").stat().st_size
+        print(f"{name}: {score:.1%} of the test digits, {size / 1000:.0f} kB")
 
 labels = list(range(10))
 indices = [int((data.y_test == label).nonzero()[0]) for label in labels]
@@ -170,16 +171,26 @@ record(
 # gives its most common answer, and its largest probability for any digit.
 
 # %%
-common_share, top_probability = [], []
+# --8<-- [start:untrained]
+common_share, top_probability, logit_spread = [], [], []
 for seed in SEEDS:
     net = networks[f"untrained-seed{seed}"]
     probabilities = block_outputs(net, data.X_test)["probabilities"]
     answers = probabilities.argmax(dim=1)
+    common = answers.mode().values.item()
     common_share.append(answers.bincount().max().item() / len(answers))
     top_probability.append(probabilities.max().item())
-print("most common answer's share:", common_share)
-print("largest probability:", top_probability)
+    logits = block_outputs(net, data.X_test)["logits"]
+    logit_spread.append((logits.amax(1) - logits.amin(1)).max().item())
+    print(
+        f"untrained, seed {seed}: most common answer {common}"
+        f" for {common_share[-1]:.0%} of the test digits; largest probability"
+        f" {top_probability[-1]:.1%}; ten logits at most {logit_spread[-1]:.2f}"
+        " apart"
+    )
+# --8<-- [end:untrained]
 record(
+    untrained_logit_spread_max=max(logit_spread),
     untrained_common_answer_shares=common_share,
     untrained_common_answer_share_min=min(common_share),
     untrained_top_probabilities=top_probability,
@@ -190,12 +201,16 @@ record(
 # The two trained networks: on how many test digits do their answers differ?
 
 # %%
+# --8<-- [start:disagree]
 answers = [
     block_outputs(networks[f"trained-seed{seed}"], data.X_test)[
         "probabilities"
     ].argmax(dim=1)
     for seed in SEEDS
 ]
+disagree = (answers[0] != answers[1]).sum().item()
+print(f"the two seeds disagree on {disagree} of {len(answers[0])} test digits")
+# --8<-- [end:disagree]
 record(
     seeds_disagree_share=(answers[0] != answers[1]).float().mean(),
     seeds_disagree_count=int((answers[0] != answers[1]).sum()),
@@ -270,12 +285,21 @@ rolled = {seed: move_changes(net, roll) for seed, net in zip(SEEDS, nets)}
 for seed in SEEDS:
     off_grid = changes[seed][..., :3][whole]  # every move of 1 to 3 pixels
     on_grid = changes[seed][..., 3][whole]
+    print(f"seed {seed}: {len(on_grid)} moves of each distance")
+    for d in range(4):
+        c = changes[seed][..., d][whole]
+        print(
+            f"  {d + 1} px: median {c.median():.1%}, mean {c.mean():.1%},"
+            f" 90th percentile {c.quantile(0.9):.1%}"
+        )
     print(
-        f"seed {seed}, {len(on_grid)} moves of 4 px; median (90th percentile):"
+        f"  1-3 px: median {off_grid.median():.1%}, mean {off_grid.mean():.1%};"
+        f" 4 px mean over 1-3 px mean: {on_grid.mean() / off_grid.mean():.2f}"
     )
-    for what, c in [("1-3 px", off_grid), ("4 px", on_grid)]:
-        print(f"  {what}: {c.median():.1%} ({c.quantile(0.9):.1%})")
-    print(f"  4 px rolled: {rolled[seed][..., 3][whole].median():.1%}")
+    print(
+        f"  4 px: shifted mean {on_grid.mean():.1%},"
+        f" rolled mean {rolled[seed][..., 3][whole].mean():.1%}"
+    )
 # --8<-- [end:moves]
 
 
@@ -319,6 +343,23 @@ def by_seed(name, values):
 
 record(
     num_whole_moves=int(whole.sum()),
+    **{
+        f"change_median_{d + 1}px_seed{seed}": changes[seed][..., d][whole]
+        .median()
+        .item()
+        for seed in SEEDS
+        for d in range(4)
+    },
+    **by_seed(
+        "change_on_over_off",
+        [
+            on.mean() / off.mean()
+            for on, off in zip(
+                on_grid_moves(changes).values(),
+                off_grid_moves(changes).values(),
+            )
+        ],
+    ),
     change_on_grid_mean=np.mean(
         [c.mean() for c in on_grid_moves(changes).values()]
     ),
@@ -373,6 +414,7 @@ record(
 # roll by 4 pixels changes the numbers by nothing more than rounding.
 
 # %%
+# --8<-- [start:circular]
 circular_change = []
 for net in nets:
     circular = copy.deepcopy(net)
@@ -388,9 +430,8 @@ for net in nets:
         .item()
         for y, x in DIRECTIONS
     ]
-print(
-    f"circular padding, rolled by 4 pixels: at most {max(circular_change):.1e}"
-)
+print(f"circular padding, rolled by 4 pixels: at most {max(circular_change)}")
+# --8<-- [end:circular]
 record(circular_on_grid_change_max=max(circular_change))
 
 # %% [markdown]
@@ -399,6 +440,7 @@ record(circular_on_grid_change_max=max(circular_change))
 # to, with the largest change?
 
 # %%
+# --8<-- [start:flips]
 WAYS = ["right", "left", "down", "up"]
 flip_shares, examples = [], []
 for seed, net in zip(SEEDS, nets):
@@ -428,9 +470,29 @@ for seed, net in zip(SEEDS, nets):
                 )
 # The page's example, if one of its ten digits has one (None otherwise).
 example = max(examples, key=lambda e: e["change"], default=None)
-print("on-grid moves that change the answer:", flip_shares, "e.g.", example)
+for seed, share in zip(SEEDS, flip_shares):
+    print(f"seed {seed}: {share:.1%} of the moves of 4 px change the answer")
+if example is not None:
+    # Its probabilities, before and after the move, and how close the moved
+    # digit's ink comes to the canvas's border (0: it touches).
+    net = nets[SEEDS.index(example["seed"])]
+    y, x = DIRECTIONS[WAYS.index(example["way"])]
+    index = indices[example["digit"]]
+    X = data.X_test[index : index + 1]
+    with torch.no_grad():
+        p_before = torch.softmax(net(X), dim=1)[0]
+        p_after = torch.softmax(net(shift(X, 4 * y, 4 * x)), dim=1)[0]
+    rows, cols = shift(clean[index : index + 1], 4 * y, 4 * x)[0, 0].nonzero().T
+    example["ink_to_border"] = min(
+        rows.min(), cols.min(), 23 - rows.max(), 23 - cols.max()
+    ).item()
+    example["p_before"] = p_before[example["before"]].item()
+    example["p_old_after"] = p_after[example["before"]].item()
+    example["p_after"] = p_after[example["after"]].item()
+    print(f"e.g. {example}")
+# --8<-- [end:flips]
 record(
-    on_grid_flip_share_by_seed=flip_shares,
+    **by_seed("on_grid_flip_share", flip_shares),
     on_grid_flip_share_mean=np.mean(flip_shares),
     on_grid_flip_examples=examples,
     on_grid_flip_example=example,
@@ -438,9 +500,7 @@ record(
 )
 
 # %% [markdown]
-# Which of the ten test digits do the trained networks read wrongly? And how
-# much smaller are the untrained networks' values (block 3's largest, for
-# each test digit), which the page's colour scale, set per input, hides?
+# Which of the ten test digits do the trained networks read wrongly?
 
 # %%
 wrong = {
@@ -452,16 +512,7 @@ misread_by_both = [
     for label in labels
     if all(wrong[seed][label] != label for seed in SEEDS)
 ]
-scale_ratio = []
-for seed in SEEDS:
-    highest = [
-        block_outputs(networks[f"{kind}-seed{seed}"], data.X_test)[
-            "block3"
-        ].amax(dim=(1, 2, 3))
-        for kind in ("trained", "untrained")
-    ]
-    scale_ratio.append((highest[0] / highest[1]).median().item())
-print("misread by both:", misread_by_both, "scale ratio:", scale_ratio)
+print("misread by both:", misread_by_both)
 record(
     misread_by_both=misread_by_both,
     misread_answers={
@@ -474,7 +525,56 @@ record(
         if misread_by_both
         else None
     ),
-    untrained_scale_ratio_by_seed=scale_ratio,
-    untrained_scale_ratio_min=min(scale_ratio),
-    untrained_scale_ratio_max=max(scale_ratio),
+)
+
+# %% [markdown]
+# How much smaller are the untrained networks' values, which the page's
+# colour scale, set per input, hides? For each test digit, each block's
+# largest value, trained over untrained.
+
+# %%
+# --8<-- [start:scale]
+scale_ratio = {}  # (seed, block): one ratio per test digit
+for seed in SEEDS:
+    trained, initial = (
+        block_outputs(networks[f"{kind}-seed{seed}"], data.X_test)
+        for kind in ("trained", "untrained")
+    )
+    for block in (1, 2, 3):
+        highest = [
+            o[f"block{block}"].amax(dim=(1, 2, 3)) for o in (trained, initial)
+        ]
+        ratio = highest[0] / highest[1]
+        scale_ratio[seed, block] = ratio
+        print(
+            f"seed {seed}, block {block}: trained over untrained largest value,"
+            f" median {ratio.median():.0f}, 10th to 90th percentile"
+            f" {ratio.quantile(0.1):.0f} to {ratio.quantile(0.9):.0f}"
+        )
+# --8<-- [end:scale]
+record(
+    **{
+        f"untrained_scale_ratio_{what}_block{block}_seed{seed}": (
+            ratio.quantile(q).item()
+        )
+        for (seed, block), ratio in scale_ratio.items()
+        for what, q in (("median", 0.5), ("p10", 0.1), ("p90", 0.9))
+    },
+)
+
+# %% [markdown]
+# How large are the test digits? Their ink (chapter 8's clean copies: ink
+# wherever the clean image is above zero), row by row.
+
+# %%
+# --8<-- [start:heights]
+ink_rows = (clean[indices, 0] > 0).any(dim=2)  # (10 digits, 24 rows)
+heights = [int(r.nonzero().max() - r.nonzero().min() + 1) for r in ink_rows]
+print("ink heights of the page's ten test digits, in pixels:", heights)
+# --8<-- [end:heights]
+record(
+    digit_heights=heights,
+    digit_height_min=min(heights),
+    digit_height_max=max(heights),
+    digit_height_median=float(np.median(heights)),
 )

@@ -354,7 +354,7 @@ def test_a_finger_draws_too(browser, site_server, reference):
 def field_on_input(page):
     """The outlined field, in input pixels, from where the page drew it."""
     canvas = page.locator(".live-cnn__input").bounding_box()
-    box = page.locator(".live-cnn__field-box").bounding_box()
+    box = page.locator(".live-cnn__canvas .live-cnn__field-box").bounding_box()
     scale = canvas["width"] / 24
     return [
         round((box["y"] - canvas["y"]) / scale),
@@ -388,7 +388,8 @@ def test_pointing_at_a_unit_outlines_its_receptive_field(
         "shown": shown,
     }
     assert field_on_input(page) == shown  # where it is drawn
-    text = page.locator(".live-cnn__unit").inner_text()
+    readout = page.locator(".live-cnn__block").nth(block - 1).locator(".live-cnn__unit")
+    text = readout.inner_text()
     # Everything counted from 1, as the page says.
     assert (
         f"Block {block}, map {channel + 1}, unit at row {row + 1}, column {col + 1}"
@@ -396,26 +397,24 @@ def test_pointing_at_a_unit_outlines_its_receptive_field(
     )
     assert f"input rows {shown[0] + 1} to {shown[2]} and columns" in text
     assert f"{size} × {size} pixels" in text
-    # The readout sits under the block pointed at.
-    assert (
-        page.locator(".live-cnn__block")
-        .nth(block - 1)
-        .locator(".live-cnn__unit")
-        .is_visible()
-    )
+    # The readout sits under the block pointed at, beside a small copy of
+    # the input with the same field outlined.
+    assert readout.is_visible()
+    assert mini_field(page, block) == shown
 
 
 def test_the_keyboard_chooses_units_across_the_maps(page):
     page.locator(".live-cnn__maps").nth(1).focus()  # block 2: 32 maps of 12
-    assert page.evaluate(f"{API}.state.unit") == {
+    assert page.evaluate(f"{API}.state.unit") == {  # map 1, row 1, column 1
         "block": 1,
         "channel": 0,
-        "row": 6,
-        "col": 6,
+        "row": 0,
+        "col": 0,
     }
-    for _ in range(6):
+    for _ in range(12):
         page.keyboard.press("ArrowRight")  # past the edge: the next map
-    page.keyboard.press("ArrowDown")
+    for _ in range(7):
+        page.keyboard.press("ArrowDown")
     assert page.evaluate(f"{API}.state.unit") == {
         "block": 1,
         "channel": 1,
@@ -424,9 +423,11 @@ def test_the_keyboard_chooses_units_across_the_maps(page):
     }
     top, left, size = field_box(CNN_LAYERS[:3], 7, 0)
     assert page.evaluate(f"{API}.field")["top"] == top
-    assert "cut by the canvas's border" in page.locator(".live-cnn__unit").inner_text()
+    readout = page.locator(".live-cnn__block").nth(1).locator(".live-cnn__unit")
+    assert "cut by the canvas's border" in readout.inner_text()
     page.evaluate("document.activeElement.blur()")  # leaving hides the outline
-    assert not page.locator(".live-cnn__field-box").is_visible()
+    assert not page.locator(".live-cnn__field-box").first.is_visible()
+    assert page.locator(".live-cnn__field-box:visible").count() == 0
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -573,6 +574,19 @@ def test_the_mode_group_is_named_mode(page):
     ]
 
 
+def test_an_8_is_an_8_in_the_menu_and_the_headline(page, reference):
+    menu = page.get_by_label("Test digit", exact=True)
+    assert menu.locator("option[value='8']").inner_text() == "an 8"
+    assert menu.locator("option[value='7']").inner_text() == "a 7"
+    choose(page, "Test digit", 8)
+    assert int(reference["trained-seed0/probabilities"][8].argmax()) == 8
+    assert (
+        page.locator(".live-cnn__headline")
+        .inner_text()
+        .startswith("The network reads an 8 (")
+    )
+
+
 def test_below_a_fifth_no_class_stands_out(page):
     """The untrained network's best class, at about one in ten, is not named
     as what the network reads; the trained network's is."""
@@ -599,7 +613,8 @@ def test_the_move_line_says_when_ink_leaves_the_canvas_and_where_moves_stop(page
     page.locator(".live-cnn__input").focus()
     moved = page.locator(".live-cnn__moved")
     page.keyboard.press("Shift+ArrowRight")
-    assert "exactly so" in moved.inner_text()  # 4 pixels: all ink still shown
+    # 4 pixels: all ink still shown; exact only away from the border.
+    assert "exactly so only where a unit's field stays off" in moved.inner_text()
     page.keyboard.press("Shift+ArrowRight")
     page.keyboard.press("Shift+ArrowRight")  # 12 pixels: the dot is cut
     shown = output(page)
@@ -699,4 +714,129 @@ def test_the_panel_sticks_only_where_block_3_fits_below_it(
         header = page.locator(".md-header").bounding_box()["height"]
         block = page.locator(".live-cnn__block").nth(2).bounding_box()["height"]
         assert header + panel.bounding_box()["height"] + block <= height
+    context.close()
+
+
+def mini_field(page, block):
+    """The field outlined on the small copy of the input under a block, in
+    input pixels."""
+    figure = page.locator(".live-cnn__block").nth(block - 1)
+    canvas = figure.locator(".live-cnn__mini").bounding_box()
+    box = figure.locator(".live-cnn__field-box").bounding_box()
+    scale = canvas["width"] / 24
+    return [
+        round((box["y"] - canvas["y"]) / scale),
+        round((box["x"] - canvas["x"]) / scale),
+        round((box["y"] + box["height"] - canvas["y"]) / scale),
+        round((box["x"] + box["width"] - canvas["x"]) / scale),
+    ]
+
+
+def test_the_small_copies_show_the_input(page):
+    choose(page, "Test digit", 4)
+    image = output(page)["image"]
+    for block in range(3):
+        mini = page.locator(".live-cnn__mini").nth(block)
+        pixels = np.asarray(
+            mini.evaluate(
+                """c => Array.from(
+                     c.getContext("2d").getImageData(0, 0, 24, 24).data)"""
+            )
+        ).reshape(24, 24, 4)
+        expected = np.round(255 * (1 - np.clip(image, 0, 1)))
+        np.testing.assert_array_equal(pixels[..., 0], expected)
+
+
+def test_ink_that_leaves_the_canvas_comes_back_when_moved_back(page):
+    """Each position is chapter 6's shift of the digit as picked, as the
+    page says: moved 20 pixels left and back, the digit is whole again."""
+    choose(page, "Test digit", 0)
+    image = output(page)["image"]
+    page.get_by_label("Move").check()
+    page.locator(".live-cnn__input").focus()
+    for _ in range(5):
+        page.keyboard.press("Shift+ArrowLeft")
+    assert output(page)["image"].sum() < image.sum() / 2  # mostly gone
+    for _ in range(5):
+        page.keyboard.press("Shift+ArrowRight")
+    np.testing.assert_array_equal(output(page)["image"], image)
+
+
+def test_the_starting_7_is_as_high_as_the_test_digits(page, results):
+    """ "a 7 ... about as high as the test digits": its ink, above zero as
+    chapter 8 counts it, spans as many rows as the recorded test digits."""
+    live = results["live_cnn"]
+    rows = np.flatnonzero((output(page)["image"] > 0).any(axis=1))
+    height = rows.max() - rows.min() + 1
+    assert live["digit_height_min"] <= height <= live["digit_height_max"], height
+    assert abs(height - live["digit_height_median"]) <= 3
+
+
+def test_pointing_does_not_move_the_colour_bar(page):
+    """The unit's line has its place kept: the bar under block 3 stays put
+    while the reader points at units and leaves."""
+    canvas = page.locator(".live-cnn__maps").nth(2)
+    canvas.evaluate("c => c.scrollIntoView({block: 'start'})")
+    bar = page.locator(".live-cnn__block").nth(2).locator(".live-cnn__bar")
+    before = bar.bounding_box()["y"]
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 10, box["y"] + 10)
+    assert page.evaluate(f"{API}.state.unit") is not None
+    assert bar.bounding_box()["y"] == before
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] - 40)  # off the maps
+    assert page.evaluate(f"{API}.state.unit") is None
+    assert bar.bounding_box()["y"] == before
+
+
+def test_a_block_brought_into_view_stops_below_the_sticky_panel(browser, site_server):
+    """Focused from further down the page (as a jump to it does), block 3
+    scrolls to below the panel, not under it."""
+    context, page, errors = open_page(browser, site_server.url + "live-cnn/")
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    panel = page.locator(".live-cnn__top")
+    assert panel.evaluate("e => getComputedStyle(e).position") == "sticky"
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    canvas = page.locator(".live-cnn__maps").nth(2)
+    canvas.evaluate("c => c.focus()")
+    settle(page)
+    box = panel.bounding_box()
+    assert canvas.bounding_box()["y"] >= box["y"] + box["height"] - 1
+    assert errors == []
+    context.close()
+
+
+@pytest.mark.parametrize("width, height", [(375, 800), (1280, 800)])
+def test_the_field_is_on_screen_with_the_unit_pointed_at(
+    browser, site_server, width, height
+):
+    """Where the input is not sticky, it is far from block 3: the small copy
+    under the block shows the field, on screen with the unit."""
+    context, page, errors = open_page(
+        browser, site_server.url + "live-cnn/", has_touch=True
+    )
+    page.set_viewport_size({"width": width, "height": height})
+    assert (
+        page.locator(".live-cnn__top").evaluate("e => getComputedStyle(e).position")
+        != "sticky"
+    )
+    canvas = page.locator(".live-cnn__maps").nth(2)
+    canvas.evaluate("c => c.scrollIntoView({block: 'start'})")
+    settle(page)
+    box = canvas.bounding_box()
+    scale = box["width"] / canvas.evaluate("c => c.width")
+    channel, row, col = 57, 5, 5  # the last row of maps: the lowest units
+    x = (channel % 8) * 52 + (col + 0.5) * 8
+    y = (channel // 8) * 52 + (row + 0.5) * 8
+    page.touchscreen.tap(box["x"] + x * scale, box["y"] + y * scale)
+    settle(page)
+    assert page.evaluate(f"{API}.state.unit")["channel"] == channel
+    field = page.evaluate(f"{API}.field")
+    assert mini_field(page, 3) == field["shown"]
+    figure = page.locator(".live-cnn__block").nth(2)
+    for part in (".live-cnn__mini", ".live-cnn__field-box", ".live-cnn__unit"):
+        shown = figure.locator(part).bounding_box()
+        assert 0 <= shown["y"] and shown["y"] + shown["height"] <= height, part
+    unit_y = box["y"] + y * scale
+    assert 0 <= unit_y <= height
+    assert errors == []
     context.close()

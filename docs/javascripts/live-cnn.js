@@ -258,11 +258,12 @@
   }
 
   /** A 7 drawn with the page's brush, to start with: a bar, then a stroke
-   * down to the left (points are (column, row) in pixels). */
+   * down to the left (points are (column, row) in pixels), 11 pixels high,
+   * as large as the test digits (8 to 14). */
   function sampleSeven() {
     const image = new Float32Array(SIZE * SIZE);
-    stroke(image, [7.5, 6.5], [16.5, 6.5], BRUSH, false);
-    stroke(image, [16.5, 6.5], [11.5, 18.5], BRUSH, false);
+    stroke(image, [8.5, 7.5], [15.5, 7.5], BRUSH, false);
+    stroke(image, [15.5, 7.5], [11.5, 15.5], BRUSH, false);
     return image;
   }
 
@@ -312,6 +313,11 @@
 
   function percent(value) {
     return `${(100 * value).toFixed(1)}%`;
+  }
+
+  /** "a 7", "an 8": the digit with its article, as read aloud. */
+  function aDigit(n) {
+    return `${n === 8 ? "an" : "a"} ${n}`;
   }
 
   function element(tag, attributes = {}, children = []) {
@@ -422,7 +428,7 @@
     const digitMenu = select(`${uid}-digit`, "Test digit", [
       ["", "your drawing"],
       // The snippet exports the first test digit of each class, in order.
-      ...Array.from({ length: firstNetwork.numClasses }, (_, n) => [String(n), `a ${n}`]),
+      ...Array.from({ length: firstNetwork.numClasses }, (_, n) => [String(n), aDigit(n)]),
     ]);
     const kindMenu = select(`${uid}-kind`, "Network", [
       ["trained", "trained (chapter 4)"],
@@ -464,7 +470,7 @@
     const inputField = element("div", { class: "live-cnn__field-box", hidden: "" });
     const inputFrame = element("div", { class: "live-cnn__frame" }, [input, cursor, inputField]);
     const inputCaption = element("figcaption", {
-      text: `Input: ${SIZE} × ${SIZE} pixels, ink dark on white`,
+      text: `Input: ${SIZE} × ${SIZE} pixels, ink dark on white: white 0, black 1`,
     });
 
     // The prediction: a headline and one bar per class.
@@ -487,13 +493,11 @@
     }
     const about = element("p", { class: "live-cnn__about" });
     const status = element("p", { class: "live-cnn__moved", role: "status" });
-    const unitText = element("p", { class: "live-cnn__unit", "aria-live": "polite" });
     const prediction = element("div", { class: "live-cnn__prediction" }, [
       headline,
       barList,
       about,
       status,
-      unitText,
     ]);
     const top = element("div", { class: "live-cnn__top" }, [
       element("figure", { class: "live-cnn__canvas" }, [inputFrame, inputCaption]),
@@ -519,6 +523,21 @@
       const outline = element("div", { class: "live-cnn__unit-box", hidden: "" });
       const bar = colourBar();
       const caption = element("figcaption");
+      // A small copy of the input beside the unit's line: the field shows
+      // next to the block pointed at, where the input itself is off screen.
+      const mini = element("canvas", {
+        class: "live-cnn__mini",
+        width: SIZE,
+        height: SIZE,
+        role: "img",
+        "aria-label": "The input, small, with the chosen unit's receptive field",
+      });
+      const miniField = element("div", { class: "live-cnn__field-box", hidden: "" });
+      const unitLine = element("p", { class: "live-cnn__unit", "aria-live": "polite" });
+      const readout = element("div", { class: "live-cnn__readout" }, [
+        element("div", { class: "live-cnn__frame live-cnn__mini-frame" }, [mini, miniField]),
+        unitLine,
+      ]);
       const view = {
         block: b,
         n,
@@ -528,10 +547,14 @@
         outline,
         bar,
         caption,
+        mini,
+        miniField,
+        unitLine,
         figure: element("figure", { class: "live-cnn__block" }, [
           element("div", { class: "live-cnn__frame" }, [canvas, outline]),
           bar.root,
           caption,
+          readout,
         ]),
       };
       return view;
@@ -560,6 +583,11 @@
       poolFigure,
     ]);
     root.append(controls, help, top, maps);
+    // Where the panel sticks, a block brought into view (by Tab, say) stops
+    // below it: the stylesheet's scroll margin reads its height from here.
+    new ResizeObserver(() => {
+      root.style.setProperty("--live-cnn-panel", `${top.offsetHeight}px`);
+    }).observe(top);
 
     // State.
     const state = {
@@ -631,12 +659,14 @@
       }
     }
 
-    const inputSurface = surface(input);
+    const inputSurfaces = [input, ...blockViews.map((view) => view.mini)].map(surface);
     function drawInput(image) {
-      for (let i = 0; i < SIZE * SIZE; i++) {
-        inputSurface.pixels[i] = GREYS[Math.round(255 * (1 - Math.min(1, Math.max(0, image[i]))))];
+      for (const { pixels, show } of inputSurfaces) {
+        for (let i = 0; i < SIZE * SIZE; i++) {
+          pixels[i] = GREYS[Math.round(255 * (1 - Math.min(1, Math.max(0, image[i]))))];
+        }
+        show();
       }
-      inputSurface.show();
     }
 
     for (const view of blockViews) view.surface = surface(view.canvas);
@@ -701,7 +731,7 @@
       if (empty) headline.textContent = "The canvas is empty: draw a digit, or pick a test digit.";
       else if (out.probabilities[best] < STANDS_OUT) {
         headline.textContent = `No class stands out (best: ${best}, ${chance}).`;
-      } else headline.textContent = `The network reads a ${best} (${chance}).`;
+      } else headline.textContent = `The network reads ${aDigit(best)} (${chance}).`;
       // How much a move changed what the classifier reads.
       if (state.dy === 0 && state.dx === 0) unmoved = out.globalMax;
       else unmoved ??= forward(net, state.source).globalMax;
@@ -753,8 +783,8 @@
         if (dx) cells.push(`${count(dx)} ${dx > 0 ? "right" : "left"}`);
         if (dy) cells.push(`${count(dy)} ${dy > 0 ? "down" : "up"}`);
         return (
-          `${moved}: ${grid}, so its maps moved ` +
-          `${cells.join(" and ")}, exactly so away from the border${values}.`
+          `${moved}: ${grid}, so its maps moved ${cells.join(" and ")}, but exactly ` +
+          `so only where a unit's field stays off the canvas's border${values}.`
         );
       }
       return `${moved}: ${grid}, so its maps changed, not only moved${values}.`;
@@ -766,19 +796,20 @@
         `${percent(net.accuracy)} of the ${net.numTest} test digits right.`;
     }
 
+    const POINT_AT =
+      "Point at a unit of these maps, or Tab to them and use the arrow keys: " +
+      "its receptive field is outlined here and on the input.";
+
     // The chosen unit and its receptive field.
     function showUnit() {
       blockViews.forEach((view) => {
-        view.outline.hidden = !(state.unit && state.unit.block === view.block);
+        const chosen = Boolean(state.unit && state.unit.block === view.block);
+        view.outline.hidden = !chosen;
+        view.miniField.hidden = !chosen;
+        if (!chosen) view.unitLine.textContent = POINT_AT;
       });
-      // Under the block pointed at: in view there, on a phone too.
-      if (state.unit) {
-        const { figure, bar } = blockViews[state.unit.block];
-        if (unitText.nextSibling !== bar.root) figure.insertBefore(unitText, bar.root);
-      }
       if (!state.unit) {
         inputField.hidden = true;
-        unitText.textContent = "";
         api.field = null;
         return;
       }
@@ -796,15 +827,17 @@
       const c0 = Math.max(0, leftCol);
       const r1 = Math.min(SIZE, topRow + size);
       const c1 = Math.min(SIZE, leftCol + size);
-      place(inputField, c0 / SIZE, r0 / SIZE, (c1 - c0) / SIZE, (r1 - r0) / SIZE);
+      for (const box of [inputField, view.miniField]) {
+        place(box, c0 / SIZE, r0 / SIZE, (c1 - c0) / SIZE, (r1 - r0) / SIZE);
+      }
       inputField.hidden = false;
       const value = api.output.maps[block][(channel * n + row) * n + col];
       const cut = r1 - r0 < size || c1 - c0 < size ? ", cut by the canvas's border" : "";
-      unitText.textContent =
+      view.unitLine.textContent =
         `Block ${block + 1}, map ${channel + 1}, unit at row ${row + 1}, column ${col + 1}: ` +
         `value ${format(value)}. It sees input rows ${r0 + 1} to ${r1} and columns ` +
         `${c0 + 1} to ${c1} (its field is ${size} × ${size} pixels${cut}), outlined on ` +
-        "the input (all counted from 1).";
+        "the input and on the copy here (all counted from 1).";
       api.field = { top: topRow, left: leftCol, size, shown: [r0, c0, r1, c1] };
     }
 
@@ -855,9 +888,8 @@
       });
       view.canvas.addEventListener("focus", () => {
         if (!state.unit || state.unit.block !== view.block) {
-          // Reached by Tab: start in the middle of the first map.
-          const middle = Math.floor(view.n / 2);
-          state.unit = { block: view.block, channel: 0, row: middle, col: middle };
+          // Reached by Tab: start at the first unit of the first map.
+          state.unit = { block: view.block, channel: 0, row: 0, col: 0 };
         }
         showUnit();
       });
