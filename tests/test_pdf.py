@@ -15,6 +15,7 @@ import html
 import re
 import shutil
 import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -155,7 +156,13 @@ def book_pdf():
         from conftest import skip_or_fail
 
         skip_or_fail(f"Chromium not found at {book_pdf_tool.CHROMIUM}")
-    book_pdf_tool.print_pdf(TEST_PDF)
+    # In its own process: this worker may already drive Chromium through
+    # Playwright's sync API (the browser fixture), which allows one per process.
+    subprocess.run(
+        [sys.executable, "-m", "tools.pdf", "--output", str(TEST_PDF)],
+        cwd=ROOT,
+        check=True,
+    )
     return TEST_PDF
 
 

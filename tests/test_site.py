@@ -337,3 +337,10 @@ def test_published_notebooks_have_no_warnings_or_errors(name):
         for output in cell.get("outputs", []):
             assert output.get("name") != "stderr", f"{name}: {output.get('text')}"
             assert output["output_type"] != "error", name
+
+
+def test_mkdocs_yml_sets_each_top_level_key_once():
+    # YAML lets a repeated key silently replace the first (a merge once
+    # dropped the interactive pages' shared script that way).
+    keys = re.findall(r"^([A-Za-z_]+):", (ROOT / "mkdocs.yml").read_text(), re.M)
+    assert sorted(k for k in set(keys) if keys.count(k) > 1) == []

@@ -506,7 +506,16 @@ def source_url(config, path, action="blob"):
     return f"{config.repo_url.rstrip('/')}/{action}/{match.group(1)}/{path}"
 
 
+# mkdocs-glightbox re-serialises each page's content as a whole document
+# (<html><head></head><body>...); Material's search then indexes a page's
+# opening text as empty. Unwrapped here, before the search plugin reads it.
+DOCUMENT_WRAPPER = re.compile(r"^<html><head></head><body>(.*)</body></html>$", re.S)
+
+
+@event_priority(100)
 def on_page_context(context, page, config, nav):
+    if page.content:
+        page.content = DOCUMENT_WRAPPER.sub(r"\1", page.content)
     uri = page.file.src_uri
     if page.meta.get("notebook_css"):
         page.meta["notebook_css"] = _shared_notebook_css()  # main.html links it
