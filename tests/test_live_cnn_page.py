@@ -353,8 +353,15 @@ def test_a_finger_draws_too(browser, site_server, reference):
 
 def field_on_input(page):
     """The outlined field, in input pixels, from where the page drew it."""
-    canvas = page.locator(".live-cnn__input").bounding_box()
-    box = page.locator(".live-cnn__canvas .live-cnn__field-box").bounding_box()
+    return in_input_pixels(
+        page.locator(".live-cnn__canvas .live-cnn__field-box").bounding_box(),
+        page.locator(".live-cnn__input").bounding_box(),
+    )
+
+
+def in_input_pixels(box, canvas):
+    """A box on screen as [top, left, bottom, right] pixels of the 24 × 24
+    input that canvas shows."""
     scale = canvas["width"] / 24
     return [
         round((box["y"] - canvas["y"]) / scale),
@@ -721,15 +728,10 @@ def mini_field(page, block):
     """The field outlined on the small copy of the input under a block, in
     input pixels."""
     figure = page.locator(".live-cnn__block").nth(block - 1)
-    canvas = figure.locator(".live-cnn__mini").bounding_box()
-    box = figure.locator(".live-cnn__field-box").bounding_box()
-    scale = canvas["width"] / 24
-    return [
-        round((box["y"] - canvas["y"]) / scale),
-        round((box["x"] - canvas["x"]) / scale),
-        round((box["y"] + box["height"] - canvas["y"]) / scale),
-        round((box["x"] + box["width"] - canvas["x"]) / scale),
-    ]
+    return in_input_pixels(
+        figure.locator(".live-cnn__field-box").bounding_box(),
+        figure.locator(".live-cnn__mini").bounding_box(),
+    )
 
 
 def test_the_small_copies_show_the_input(page):
