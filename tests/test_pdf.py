@@ -68,6 +68,12 @@ def chapter(page):
         line = max((x for x in lines if not x.startswith("#")), key=len, default="")
         if line:
             code.append(line)
+    sections = [
+        " ".join(plain(inner).replace("¶", "").split())
+        for inner in re.findall(
+            r"<h2\b[^>]*\sid=\"[^\"]+\"[^>]*>(.*?)</h2>", article, re.S
+        )
+    ]
     figure_text = []
     for src in FIGURE_SRC.findall(article):
         svg = (page.parent / src).resolve()
@@ -77,6 +83,7 @@ def chapter(page):
     return {
         "page": page.parent.name,
         "title": " ".join(title.replace("¶", "").split()),
+        "sections": sections,
         "captions": captions,
         "labels": labels,
         "code": code,
@@ -212,19 +219,90 @@ def test_pages_are_numbered_after_the_title_page(pages):
     assert not numbered(1), "the title page carries a number"
 
 
+def contents_pages(pages):
+    """The PDF's contents: the pages after the title page, up to the landing
+    page (whose title is the book's)."""
+    end = next(
+        n for n in range(2, len(pages)) if squash(pages[n]).startswith("LearnedKernels")
+    )
+    return pages[1:end]
+
+
+def contents_problems(pages, chapters):
+    """Where the contents' page numbers are wrong: each chapter's title must
+    open the page the contents give, each section's title be on its page."""
+    listed = unicodedata.normalize("NFKC", "\n".join(contents_pages(pages)))
+    found, position = [], 0
+    for part in chapters:
+        entries = [(part["title"], True)] + [(t, False) for t in part["sections"]]
+        for title, is_chapter in entries:
+            # The title, wrapped anywhere, then its page number.
+            words = r"\s*".join(map(re.escape, squash(title)))
+            entry = re.compile(words + r"\s+(\d+)\b").search(listed, position)
+            if not entry:
+                found.append(f"{part['page']}: {title!r} not in the contents")
+                continue
+            position, number = entry.end(), int(entry[1])
+            text = squash(pages[number - 1]) if number <= len(pages) else ""
+            on_page = text.startswith if is_chapter else text.__contains__
+            if not on_page(squash(title)):
+                found.append(f"{part['page']}: {title!r} is not on page {number}")
+    return found
+
+
 def test_the_pdf_opens_with_title_contents_and_bookmarks(book_pdf, pages, chapters):
     from pypdf import PdfReader
 
     assert "Learned Kernels" in pages[0]
-    assert squash("Contents") in squash(pages[1])
-    for part in chapters:  # the contents page lists every chapter
-        assert squash(part["title"]) in squash(pages[1]), part["title"]
+    assert squash(pages[1]).startswith("Contents")
     reader = PdfReader(book_pdf)
     bookmarks = [
         squash(item.title) for item in reader.outline if not isinstance(item, list)
     ]
     for part in chapters:
         assert squash(part["title"]) in bookmarks, f"no bookmark for {part['title']}"
+
+
+def test_the_contents_give_the_page_of_each_chapter_and_section(pages, chapters):
+    assert sum(len(part["sections"]) for part in chapters) > 5 * len(chapters)
+    assert contents_problems(pages, chapters) == []
+
+
+def test_a_wrong_page_number_in_the_contents_is_reported(pages, chapters):
+    contents_end = 1 + len(contents_pages(pages))
+    shifted = pages[:contents_end] + ["a page the contents do not know of"]
+    shifted += pages[contents_end:]
+    found = contents_problems(shifted, chapters)
+    for part in chapters:
+        assert f"{part['page']}: {part['title']!r} is not on page" in " ".join(found)
+    unlisted = dict(chapters[0], sections=["A section the book does not have"])
+    assert contents_problems(pages, [unlisted]) == [
+        f"{unlisted['page']}: 'A section the book does not have' not in the contents"
+    ]
+
+
+def test_contents_pages_come_from_the_bookmarks_under_each_chapter():
+    def mark(title, page, children=()):
+        return {"title": title, "page": page, "children": list(children)}
+
+    outline = [
+        mark("Learned Kernels", 1),  # the title page, before the contents
+        mark("Contents", 2),
+        mark("Learned Kernels", 4, [mark("Summary", 5)]),
+        mark("1. One", 6, [mark("Summary", 7), mark("Summary", 8)]),
+    ]
+    entries = [
+        {"title": "Learned Kernels", "chapter": True},
+        {"title": "Summary", "chapter": False},
+        {"title": "1.  One", "chapter": True},
+        {"title": "Summary", "chapter": False},
+        {"title": "Summary", "chapter": False},
+    ]
+    assert book_pdf_tool.contents_pages(outline, entries) == [4, 5, 6, 7, 8]
+    with pytest.raises(SystemExit, match="no bookmark 'Exercises' where the contents"):
+        book_pdf_tool.contents_pages(
+            outline, [*entries, {"title": "Exercises", "chapter": False}]
+        )
 
 
 # The one-page book, as built (no PDF needed).
@@ -235,7 +313,8 @@ PRINT_HTML = SITE / book_pdf_tool.PRINT_PAGE / "index.html"
 def test_the_print_page_holds_the_home_page_and_the_chapters_in_order():
     text = PRINT_HTML.read_text(encoding="utf-8")
     sections = re.findall(r'<section class="print-page" id="([^"]+)"', text)
-    assert sections == ["index"] + [page.parent.name for page in CHAPTER_PAGES]
+    chapters = [page.parent.name for page in CHAPTER_PAGES]
+    assert sections == [book_pdf_tool.CONTENTS_ID, "index", *chapters]
 
 
 def test_the_print_page_s_ids_are_unique_and_its_links_land():
@@ -261,12 +340,15 @@ def fixed(body, left_out=None):
 
 def test_the_print_page_gets_unique_ids_and_links_to_pages_left_out():
     out = fixed(
-        '<section class="print-page" id="01-a"><figure id="f"></figure>'
-        '<a href="#01-a-f">fig</a> <a href="#explorer-knobs">explorer</a>'
+        '<section class="print-page" id="01-a"><h1 id="a">1. A</h1>'
+        '<h2 id="s">S</h2><figure id="f"></figure><a href="#01-a-f">fig</a>'
+        ' <a href="#explorer-knobs">explorer</a>'
         '<details class="tip"><summary>Hint</summary></details></section>'
-        '<section class="print-page" id="02-b"><figure id="f"></figure>',
+        '<section class="print-page" id="02-b"><h1 id="b">2. B</h1><figure id="f">',
         {"explorer": "explorer/"},
     )
+    contents = '<ol><li><a href="#01-a">1. A</a><ol><li><a href="#01-a-s">S</a></li>'
+    assert contents + '</ol></li><li><a href="#02-b">2. B</a></li></ol>' in out
     assert 'id="01-a-f"' in out and 'id="02-b-f"' in out
     assert '<script id="__config">' in out, "Material's settings lost their id"
     assert 'href="https://example.org/book/explorer/#knobs"' in out
@@ -278,6 +360,8 @@ def test_a_link_the_print_page_cannot_resolve_fails_the_build_naming_it():
 
     with pytest.raises(PluginError, match=r"print_page/: a link to #01-a-nowhere"):
         fixed('<section class="print-page" id="01-a"><a href="#01-a-nowhere">x</a>')
+    with pytest.raises(PluginError, match=r"the page 01-a does not open with a h1"):
+        fixed('<section class="print-page" id="01-a"><h2 id="s">S</h2>')
 
 
 def test_before_make_pdf_the_landing_page_links_the_print_view():

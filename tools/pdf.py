@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import io
 import re
 import sys
 import time
@@ -40,10 +41,11 @@ PDF_PARAGRAPH = re.compile(
 )
 IN_PAGE_LINK = re.compile(r'href="#([^"]*)"')
 ID = re.compile(r'(?<![-\w])id="([^"]+)"')
-# The contents (copied from the sidebar) call the landing page by its nav title.
-HOME_IN_CONTENTS = re.compile(
-    r'(<a href="#index" class="md-nav__link">\s*<span class="md-ellipsis">\s*)Home\b'
-)
+COVER_END = re.compile(r'<section id="print-site-cover-page">.*?</section>', re.DOTALL)
+HEADING = re.compile(r'<(h[12])\b[^>]*\sid="([^"]+)"[^>]*>(.*?)</\1>', re.DOTALL)
+HEADERLINK = re.compile(r'<a class="headerlink"[^>]*>.*?</a>', re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+CONTENTS_ID = "book-contents"
 BOOK_END = "</section></div><style>"
 CLOSED_DETAILS = re.compile(r"<details(?![^>]*\bopen\b)")
 SECTION = re.compile(r'<section class="print-page" id="([^"]+)"')
@@ -91,8 +93,13 @@ def on_nav(nav, config, files):
 
 @event_priority(-100)  # after every other hook: the page as published
 def on_page_content(content, page, config, files):
+    from tools.mkdocs_hooks import DOCUMENT_WRAPPER
+
     if in_print(page):
-        page.html = content  # what print-site combines
+        # What print-site combines, out of mkdocs-glightbox's document wrapper:
+        # each wrapper's </head> would get print-site's start-up script, which
+        # copies the contents once per page.
+        page.html = DOCUMENT_WRAPPER.sub(r"\1", content)
     return content
 
 
@@ -111,7 +118,6 @@ def fix_print_page(text, site_url):
     from tools.mkdocs_hooks import on_post_page
 
     text = on_post_page(text, None, None)
-    text = HOME_IN_CONTENTS.sub(r"\1Introduction", text)
     start = text.index('<div id="print-site-page"')
     # print-site closes its pages with </div><style> (their headings' styles).
     end = text.find(BOOK_END, start)
@@ -134,7 +140,45 @@ def fix_print_page(text, site_url):
                 return f'href="{html.escape(target)}"'
         raise PluginError(f"{PRINT_PAGE}: a link to #{anchor}, which it does not have")
 
-    return head + IN_PAGE_LINK.sub(link, body) + tail
+    body = IN_PAGE_LINK.sub(link, body)
+    cover = COVER_END.search(body)
+    at = cover.end() if cover else 0
+    return head + body[:at] + contents(body) + body[at:] + tail
+
+
+def contents(body):
+    """The book's contents: each page of the print view (the landing page as
+    "Introduction") with its sections, linked. `make pdf` adds the page
+    numbers (print_pdf); on screen it is a list of links."""
+    parts = SECTION.split(body)  # text, key, text, key, text...
+    items = []
+    for key, part in zip(parts[1::2], parts[2::2]):
+        headings = HEADING.findall(part)
+        if not headings or headings[0][0] != "h1":
+            raise PluginError(f"{PRINT_PAGE}: the page {key} does not open with a h1")
+        title = "Introduction" if key == "index" else _plain(headings[0][2])
+        sections = "".join(
+            f'<li><a href="#{ident}">{_plain(inner)}</a></li>'
+            for level, ident, inner in headings[1:]
+            if level == "h2"
+        )
+        items.append(
+            f'<li><a href="#{key}">{title}</a>'
+            + (f"<ol>{sections}</ol>" if sections else "")
+            + "</li>"
+        )
+    return (
+        f'<section class="print-page" id="{CONTENTS_ID}">'
+        f'<nav class="book-contents" aria-labelledby="{CONTENTS_ID}-title">'
+        f'<h1 id="{CONTENTS_ID}-title">Contents</h1>'
+        f"<ol>{''.join(items)}</ol></nav></section>"
+    )
+
+
+def _plain(fragment):
+    """A heading's text, escaped again for HTML, without its permalink."""
+    text = html.unescape(TAG.sub("", HEADERLINK.sub("", fragment)))
+    return html.escape(" ".join(text.split()), quote=False)
 
 
 def unique_ids(body):
@@ -169,8 +213,90 @@ READY = """async () => {
 }"""
 
 
+# The contents' entries, each with the heading it links to (a page's h1).
+CONTENTS_ENTRIES = """() => Array.from(
+  document.querySelectorAll(".book-contents a"), (link) => {
+  const target = document.getElementById(link.getAttribute("href").slice(1));
+  const chapter = target.matches("section");
+  const heading = chapter ? target.querySelector("h1") : target;
+  return { title: heading.textContent.replace("\u00b6", ""), chapter };
+})"""
+SET_PAGE_NUMBERS = """(numbers) => {
+  document.querySelectorAll(".book-contents a").forEach((link, index) => {
+    link.querySelectorAll("span").forEach((span) => span.remove());
+    link.insertAdjacentHTML("beforeend", '<span class="book-contents__leader">' +
+      '</span><span class="book-contents__page">' + numbers[index] + "</span>");
+  });
+}"""
+
+
+def _squash(text):
+    return "".join(text.split())
+
+
+def bookmarks(pdf: bytes) -> list[dict]:
+    """The PDF's outline as a tree: each bookmark's title, the number of the
+    page it opens (counted from 1, as the pages are numbered) and children."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(pdf))
+
+    def tree(items):
+        nodes = []
+        for item in items:
+            if isinstance(item, list):  # the children of the bookmark before
+                nodes[-1]["children"] = tree(item)
+            else:
+                page = reader.get_destination_page_number(item) + 1
+                nodes.append({"title": item.title, "page": page, "children": []})
+        return nodes
+
+    return tree(reader.outline)
+
+
+def contents_pages(outline: list[dict], entries: list[dict]) -> list[int]:
+    """The page of each of the contents' entries (a chapter, or a section of the
+    chapter before it), read from the PDF's bookmarks: a chapter's is the next
+    top-level bookmark with its title after the contents' own, a section's the
+    next with its title among its chapter's."""
+    titles = [_squash(node["title"]) for node in outline]
+    if "Contents" not in titles:
+        raise SystemExit("the PDF has no bookmark for its contents: no outline?")
+    chapters, position = outline, titles.index("Contents") + 1
+    sections, section_position = [], 0
+    pages = []
+    for entry in entries:
+        title = _squash(entry["title"])
+        nodes, start = (
+            (chapters, position) if entry["chapter"] else (sections, section_position)
+        )
+        found = next(
+            (
+                n
+                for n in range(start, len(nodes))
+                if _squash(nodes[n]["title"]) == title
+            ),
+            None,
+        )
+        if found is None:
+            raise SystemExit(
+                f"the PDF has no bookmark {entry['title']!r} where the contents "
+                "expect it: its page number is unknown"
+            )
+        if entry["chapter"]:
+            position = found + 1
+            sections, section_position = nodes[found]["children"], 0
+        else:
+            section_position = found + 1
+        pages.append(nodes[found]["page"])
+    return pages
+
+
 def print_pdf(target: Path, site: Path = SITE) -> dict:
-    """Print the site's print view to target; return what it printed."""
+    """Print the site's print view to target; return what it printed. It is
+    printed until the page numbers written into its contents are those on
+    which the PDF's bookmarks say each chapter and section starts (twice:
+    once without them, once with)."""
     from playwright.sync_api import sync_playwright
 
     from tools.site_server import SiteServer
@@ -202,18 +328,28 @@ def print_pdf(target: Path, site: Path = SITE) -> dict:
         page = context.new_page()
         page.goto(server.url + PRINT_PAGE, wait_until="load")
         images = page.evaluate(READY)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        page.pdf(
-            path=target,
-            prefer_css_page_size=True,  # book.css's @page: A4, margins, numbers
-            print_background=True,
-            outline=True,  # bookmarks from the headings
-            tagged=True,
-        )
+        entries = page.evaluate(CONTENTS_ENTRIES)
+        numbers = None
+        for _ in range(4):
+            pdf = page.pdf(
+                prefer_css_page_size=True,  # book.css's @page: A4, margins, numbers
+                print_background=True,
+                outline=True,  # bookmarks from the headings
+                tagged=True,
+            )
+            found = contents_pages(bookmarks(pdf), entries)
+            if found == numbers:
+                break
+            numbers = found
+            page.evaluate(SET_PAGE_NUMBERS, numbers)
+        else:
+            raise SystemExit("the contents' page numbers move each time they are set")
         browser.close()
     if external:
         raise SystemExit(f"{PRINT_PAGE} asked for pages off the site: {external}")
-    return {"images": images}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(pdf)
+    return {"images": images, "contents": len(entries)}
 
 
 def link_pdf(index_html: str, pdf: Path) -> str:
