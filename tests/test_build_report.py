@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from datetime import datetime
 from types import SimpleNamespace
 
 import pytest
@@ -78,25 +79,29 @@ def test_every_snippet_is_listed_with_the_pages_that_show_it(first_build):
     assert tiny[0] == "[`tiny`](snippets/tiny/tiny.ipynb)"
     assert tiny[1] == "[Chapter 1](01-intro.md), [Chapter 2](02-more.md)"
     assert other[1] == "[Notes on it](notes.md)"
-    assert tiny[4] == other[4] == "ran"
+    assert tiny[5] == other[5] == "ran"
     assert tiny[6] == "book, helper" and other[6] == "book"
     recorded = json.loads((book[1] / "tiny" / "run.json").read_text())
-    assert tiny[2] == f"{recorded['seconds']:.1f}"
-    assert tiny[3] == f"{recorded['kernel_cpu_seconds']:.1f}"
-    assert "Build machine" in markdown and "0 reused from the cache" in markdown
+    finished = datetime.fromisoformat(recorded["finished"])
+    assert tiny[2] == finished.strftime("%Y-%m-%d %H:%M")
+    assert tiny[3] == f"{recorded['seconds']:.1f}"
+    assert tiny[4] == f"{recorded['kernel_cpu_seconds']:.1f}"
+    assert "Build machine" in markdown
+    assert "ran 2 of the 2 snippets, restored 0 from the cache" in markdown
 
 
 def test_reused_and_ran_follow_the_last_invocation(built):
     book, docs = built
     assert run(book)["reused"] == ["other", "tiny"]
     markdown = page(book, docs)
-    assert row(markdown, "tiny")[4] == row(markdown, "other")[4] == "reused"
-    assert "0 ran, 2 reused" in markdown
+    assert row(markdown, "tiny")[5] == row(markdown, "other")[5] == "restored"
+    assert "ran 0 of the 2 snippets, restored 2 from the cache" in markdown
     run(book, "tiny", force=True)  # other is not part of this invocation
     markdown = page(book, docs)
-    assert row(markdown, "tiny")[4] == "ran"
-    assert row(markdown, "other")[4] == "reused"  # from the run before
-    assert "1 ran, 0 reused" in markdown and "1 of 2 snippets" in markdown
+    assert row(markdown, "tiny")[5] == "ran"
+    assert row(markdown, "other")[5] == "restored (an earlier build)"
+    assert "took 1 of the 2 snippets" in markdown
+    assert "ran 1, restored 0 from the cache" in markdown
     assert runner.is_fresh("tiny", *book), "the record must not change a cache key"
 
 
@@ -108,7 +113,35 @@ def test_the_slowest_snippet_comes_first(built):
     markdown = page(book, docs)
     rows = [line for line in markdown.splitlines() if line.startswith("| [`")]
     assert rows[0].startswith("| [`other`]") and rows[1].startswith("| [`tiny`]")
-    assert row(markdown, "other")[2] == "**70.0**"  # over the budget for one
+    assert row(markdown, "other")[3] == "**70.0**"  # over the budget for one
+
+
+def test_the_cold_build_is_the_runs_behind_the_outputs_on_the_build_s_cores(built):
+    book, docs = built
+    for name, seconds, finished in [("tiny", 1.0, "09:00"), ("other", 70.0, "11:30")]:
+        path = book[1] / name / "run.json"
+        run_record = json.loads(path.read_text())
+        run_record |= {
+            "seconds": seconds,
+            "finished": f"2026-01-02T{finished}:00+00:00",
+        }
+        path.write_text(json.dumps(run_record))
+    markdown = page(book, docs)
+    outputs = "**The runs that made the outputs shown** (2026-01-02 09:00 to "
+    assert outputs + "2026-01-02 11:30 UTC): 71 s of snippet time" in markdown
+    cores = json.loads((book[1] / runner.BUILD_RECORD).read_text())["machine"]
+    cores = cores["available_cores"]
+    alone = 71 if cores == 1 else 70  # other and tiny side by side
+    on = f"{cores} at a time on {cores} core{'s' if cores > 1 else ''}"
+    assert f"{on}, they would take about {alone} s: within the budget" in markdown
+    record_path = book[1] / runner.BUILD_RECORD
+    record = json.loads(record_path.read_text())
+    record["machine"] |= {"cores": 8, "available_cores": 1}
+    record_path.write_text(json.dumps(record))
+    markdown = page(book, docs)
+    assert "8 cores (1 available to the runner)" in markdown
+    assert "1 at a time on 1 core, they would take about 71 s: within" in markdown
+    assert "(a budget for 2 cores)" in markdown
 
 
 def test_versions_shared_by_every_snippet_are_said_once(built):
@@ -129,15 +162,15 @@ def test_an_unreadable_record_is_written_again_by_the_next_run(built):
     (book[1] / runner.BUILD_RECORD).write_text("{not json")
     record = run(book, "other")
     assert record["snippets"].keys() == {"other"} and record["reused"] == ["other"]
-    assert row(page(book, docs), "tiny")[4] == "not recorded"
+    assert row(page(book, docs), "tiny")[5] == "not recorded"
 
 
 def test_a_missing_build_record_reads_not_recorded(built):
     book, docs = built
     (book[1] / runner.BUILD_RECORD).unlink()
     markdown = page(book, docs)
-    assert "**Last build**: not recorded" in markdown
-    assert row(markdown, "tiny")[4] == "not recorded"
+    assert "**This build**: not recorded" in markdown
+    assert row(markdown, "tiny")[5] == "not recorded"
 
 
 def test_a_build_with_no_snippet_run_reads_not_recorded(tmp_path):
@@ -226,4 +259,4 @@ def test_the_site_page_lists_every_snippet_with_its_pages():
         assert expected, f"no page shows {name}"
         for stem in expected:
             assert f'href="../{stem}/"' in cells, f"{name}: no link to {stem}"
-        assert "<td>reused</td>" in cells or "<td>ran</td>" in cells, name
+        assert "<td>restored</td>" in cells or "<td>ran</td>" in cells, name

@@ -1,5 +1,7 @@
-"""The build report page: what the runner's last invocation ran or reused, how
-long each snippet took, what its cache key is made of, on what machine.
+"""The build report page: for each snippet, when the outputs the site shows were
+made, how long that run took, whether the runner's last invocation ran it or
+restored it from the cache, and what its cache key is made of; on what machine,
+and what a cold build of the book would take there.
 
 A page holds `<!-- build-report -->` (the book's build) or
 `<!-- build-report: replicate -->` (the replication build); the hook replaces
@@ -47,6 +49,7 @@ RECORD_FIELDS = {
 }
 NOT_RECORDED = "not recorded"
 BUDGET_JOBS = 2  # BOOK_BUDGET_S is wall time on two cores
+# (also the cores assumed where the record does not say how many)
 H1 = re.compile(r"^# +(.+?)\s*$", re.MULTILINE)
 CHAPTER_PAGE = re.compile(r"^(\d+)-")
 
@@ -169,8 +172,8 @@ def report(
             "",
         ]
     versions_column = len(shared) != 1 or None in shared
-    header = ["Snippet", "Shown in", "Wall (s)", "Kernel CPU (s)", "Last build"]
-    header += ["Ran on (UTC)", "Local modules in its key"]
+    header = ["Snippet", "Shown in", "Outputs made (UTC)", "Run time (s)"]
+    header += ["Kernel CPU (s)", "This build", "Local modules in its key"]
     header += ["Python · torch · NumPy · seed offset"] if versions_column else []
     lines += ['<div class="book-report" markdown>', ""]
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -188,73 +191,81 @@ def report(
 
 
 def _summary(record: dict | None, runs: dict) -> list[str]:
-    seconds = [run["seconds"] for name, run in sorted(runs.items()) if run]
+    done = [run for name, run in sorted(runs.items()) if run]
+    seconds = [run["seconds"] for run in done]
     cpu = [
         run["kernel_cpu_seconds"]
-        for run in runs.values()
-        if run and isinstance(run.get("kernel_cpu_seconds"), (int, float))
+        for run in done
+        if isinstance(run.get("kernel_cpu_seconds"), (int, float))
     ]
-    cold = wall_seconds(seconds, BUDGET_JOBS)
+    machine = (record or {}).get("machine", {})
+    cores = machine.get("available_cores") or machine.get("cores") or BUDGET_JOBS
+    cold = wall_seconds(seconds, cores)
     verdict = (
         f"within the budget of {BOOK_BUDGET_S} s"
         if cold <= BOOK_BUDGET_S
         else f"**over the budget of {BOOK_BUDGET_S} s** by {cold - BOOK_BUDGET_S:.0f} s"
+    ) + (f" (a budget for {BUDGET_JOBS} cores)" if cores != BUDGET_JOBS else "")
+    finished = sorted(
+        d for d in (_date(r.get("finished"), "") for r in done) if d[0].isdigit()
     )
-    over = sum(s > BUDGET_S for s in seconds)
+    when = f" ({finished[0]} to {finished[-1]} UTC)" if finished else ""
     lines = []
     if record is None:
         lines.append(
-            "- **Last build**: not recorded (the runner writes `build.json` "
+            "- **This build**: not recorded (the runner writes `build.json` "
             "at the end of each run: `make snippets`)."
         )
     else:
-        machine = record["machine"]
-        cores = machine.get("cores")
-        available = machine.get("available_cores")
+        total = machine.get("cores")
         lines += [
             f"- **Build machine**: {machine.get('cpu') or 'CPU not recorded'}, "
-            f"{cores if cores else 'an unrecorded number of'} cores"
+            f"{total if total else 'an unrecorded number of'} cores"
             + (
-                f" ({available} available to the runner)"
-                if available and available != cores
+                f" ({cores} available to the runner)"
+                if total and cores != total
                 else ""
             )
             + (f"; {machine['system']}" if machine.get("system") else "")
             + ".",
-            f"- **Last build**: {_date(record['started'])}, {record['jobs']} "
-            f"snippet{'s' if record['jobs'] != 1 else ''} at a time, "
+            f"- **This build** ({_date(record['started'])}): "
             + _taken(record, len(runs))
-            + f": {len(record['ran'])} ran, {len(record['reused'])} reused from "
-            f"the cache, in {record['wall_seconds']:.1f} s of wall time.",
+            + f" in {record['wall_seconds']:.0f} s.",
         ]
     lines += [
-        f"- **A cold build** (every snippet run): {sum(seconds):.0f} s of snippet "
-        f"time and {sum(cpu):.0f} s of kernel CPU time (recorded for "
-        f"{len(cpu)} of {len(seconds)}); with {BUDGET_JOBS} at a "
-        f"time, about {cold:.0f} s of wall time, {verdict}.",
-        f"- **Snippets over the {BUDGET_S} s budget for one**: {over} of "
-        f"{len(seconds)}.",
+        f"- **The runs that made the outputs shown**{when}: {sum(seconds):.0f} s "
+        f"of snippet time, {sum(cpu):.0f} s of kernel CPU time (recorded for "
+        f"{len(cpu)} of {len(seconds)}). Run again from scratch, {cores} at a "
+        f"time on {cores} core{'s' if cores > 1 else ''}, they would take about "
+        f"{cold:.0f} s: {verdict}.",
+        f"- **Snippets over the {BUDGET_S} s budget for one**: "
+        f"{sum(s > BUDGET_S for s in seconds)} of {len(seconds)}.",
     ]
     return lines
 
 
 def _taken(record: dict, known: int) -> str:
+    ran, restored = len(record["ran"]), len(record["reused"])
     if record.get("every_snippet"):
-        return "every snippet"
-    taken = len(record["ran"]) + len(record["reused"])
-    return f"{taken} of {known} snippets (the others' status is from earlier builds)"
+        return f"ran {ran} of the {known} snippets, restored {restored} from the cache,"
+    return (
+        f"took {ran + restored} of the {known} snippets (the others are as an "
+        f"earlier build left them): ran {ran}, restored {restored} from the cache,"
+    )
 
 
 def _row(name, run, record, pages, snippets_dir, seed_offset) -> list[str]:
     shown = ", ".join(f"[{title}]({page})" for page, title in pages.get(name, []))
     link = f"[`{name}`](snippets/{name}/{name}.ipynb)" if not seed_offset else name
     if run is None:
-        return [link, shown or "no page", "not run", "", "", "", ""]
+        return [link, shown or "no page", "", "", "", "not run", ""]
     last = (record or {}).get("snippets", {}).get(name)
     if not isinstance(last, dict) or not isinstance(last.get("ran"), bool):
         status = NOT_RECORDED
     else:
-        status = "ran" if last["ran"] else "reused"
+        status = "ran" if last["ran"] else "restored"
+        if name not in record["ran"] + record["reused"]:
+            status += " (an earlier build)"
     key = cache_key(snippets_dir / f"{name}.py", snippets_dir, seed_offset)
     if run.get("key") != key:
         status += " (out of date)"
@@ -265,10 +276,10 @@ def _row(name, run, record, pages, snippets_dir, seed_offset) -> list[str]:
     return [
         link,
         shown or "no page",
+        _date(run.get("finished"), ""),
         f"**{seconds}**" if run["seconds"] > BUDGET_S else seconds,
         f"{cpu:.1f}" if isinstance(cpu, (int, float)) else NOT_RECORDED,
         status,
-        _date(run.get("finished"), ""),
         ", ".join(Path(m).stem for m in modules)
         if modules
         else ("none" if modules == [] else NOT_RECORDED),
