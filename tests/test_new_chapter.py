@@ -230,6 +230,11 @@ def test_a_scaffolded_chapter_runs_builds_strictly_and_passes_its_tests(tmp_path
     assert build.returncode == 0, build.stderr
     page = (book / "site" / chapter.page[:-3] / "index.html").read_text()
     assert re.search(r"adds up 10 squares and gets\s+285\.", page)
+    # The example figure is numbered, and the prose refers to it by its label.
+    number = f"Figure {chapter.number}.1"
+    label = "fig-trial-chapter-example"
+    assert re.search(rf'<figure[^>]*id="{label}"[^>]*>.*?{number}', page, re.S)
+    assert re.search(rf'<a href="#{label}"[^>]*>{number}</a>\s+plots the', page)
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
         + ["tests/test_trial_chapter.py"],

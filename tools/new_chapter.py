@@ -136,6 +136,7 @@ def render(chapter: Chapter) -> dict[str, str]:
         "__NUMBER__": str(chapter.number),
         "__TITLE__": chapter.title,
         "__MODULE__": chapter.module,
+        "__SLUG__": chapter.slug,
         "__HEADER__": textwrap.fill(
             f"# Chapter {chapter.number}: {chapter.title}",
             width=78,
