@@ -4,6 +4,7 @@ by keyboard, with their caption, usable with a screen reader, and sharp."""
 import re
 
 import pytest
+from mkdocs.exceptions import PluginError
 from test_browser import AXE, run_axe
 
 from tools import lightbox
@@ -50,20 +51,44 @@ def test_a_figure_of_several_images_and_a_notebook_image():
     assert "data-description" not in linked
 
 
-def test_the_glightbox_script_and_css_move_to_the_end_and_its_style_goes():
+def test_glightbox_leaves_the_page_for_a_config_the_script_loads_it_from():
     css = '<link href="../assets/stylesheets/glightbox.min.css" rel="stylesheet">'
     script = '<script src="../assets/javascripts/glightbox.min.js"></script>'
     page = (
         f"<head>{css}\n{script}\n"
         '<style id="glightbox-style">\n .gslide-desc { color: #666; }\n</style>\n'
-        '</head><body><p>text</p><script id="init-glightbox">GLightbox()</script>'
+        '</head><body><p>text</p><script id="init-glightbox">const lightbox = '
+        'GLightbox({"loop": false});\ndocument$.subscribe(()=>{});\n</script>'
     )
-    moved = lightbox.tidy_page(page)
-    assert moved == (
-        f"<head></head><body><p>text</p>{css}\n{script}\n"
-        '<script id="init-glightbox">GLightbox()</script>'
+    tidied = lightbox.tidy_page(page)
+    assert tidied == (
+        '<head></head><body><p>text</p><script id="glightbox-config" '
+        'type="application/json">{"script": "../assets/javascripts/glightbox.min.js", '
+        '"css": "../assets/stylesheets/glightbox.min.css", "options": {"loop": false}}'
+        "</script>"
     )
     assert lightbox.tidy_page("<head></head>") == "<head></head>"
+    with pytest.raises(PluginError, match="mkdocs-glightbox no longer writes"):
+        lightbox.tidy_page(page.replace(script, ""))
+
+
+def test_glightbox_is_fetched_when_a_figure_first_opens(browser, site_server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto(site_server.url + CHAPTER, wait_until="networkidle")
+    assert not [url for url in fetched if "glightbox" in url], "fetched unopened"
+    shown = page.locator(".gslide.current .gslide-image img")
+    # By mouse: first this script's click, then one GLightbox handles itself.
+    for index in (3, 0):
+        link = page.locator("a.glightbox").nth(index)
+        link.click()
+        shown.wait_for(state="visible")
+        assert shown.evaluate("img => img.src") == link.evaluate("a => a.href")
+        page.keyboard.press("Escape")
+        page.locator(".glightbox-container").wait_for(state="detached")
+    assert len([url for url in fetched if url.endswith("glightbox.min.js")]) == 1
+    page.close()
 
 
 def test_every_single_image_figure_of_the_site_opens_large():

@@ -289,6 +289,10 @@ def test_a_small_book_builds_strictly_with_cross_page_references(tmp_path):
             "02-learn.md: reference to unknown label 'fig-gone'",
         ),
         (
+            LEARN + "\nAs [](#fig-nope) shows.\n",
+            "02-learn.md: reference to unknown label 'fig-nope'",
+        ),
+        (
             LEARN
             + '\n<figure markdown="span" id="fig-second">\n  ![x](x.svg)\n</figure>\n',
             # Pages are read in file order: the second use is 04-layers.md's.

@@ -11,7 +11,10 @@ docs/javascripts/lightbox.js names the dialog, moves focus into it and back.
 
 from __future__ import annotations
 
+import json
 import re
+
+from mkdocs.exceptions import PluginError
 
 FIGURE = re.compile(r"<figure\b[^>]*>.*?</figure>", re.DOTALL)
 IMAGE = re.compile(r"<img\b[^>]*>")
@@ -70,28 +73,42 @@ def link_figures(content: str, notebook: bool = False) -> str:
     return content
 
 
-GLIGHTBOX_SCRIPT = re.compile(r'<script src="[^"]*/glightbox\.min\.js"></script>\s*')
+GLIGHTBOX_SCRIPT = re.compile(r'<script src="([^"]*/glightbox\.min\.js)"></script>\s*')
 GLIGHTBOX_CSS = re.compile(
-    r'<link href="[^"]*/glightbox\.min\.css" rel="stylesheet">\s*'
+    r'<link href="([^"]*/glightbox\.min\.css)" rel="stylesheet">\s*'
 )
-GLIGHTBOX_INIT = '<script id="init-glightbox">'
+GLIGHTBOX_INIT = re.compile(r'<script id="init-glightbox">(.*?)</script>', re.DOTALL)
+GLIGHTBOX_OPTIONS = re.compile(r"GLightbox\((\{.*?\})\);")
 # mkdocs-glightbox's inline <style>: docs/stylesheets/book.css has its rules.
 GLIGHTBOX_STYLE = re.compile(r'<style id="glightbox-style">.*?</style>\s*', re.DOTALL)
+CONFIG_ID = "glightbox-config"
 
 
 def tidy_page(page_html: str) -> str:
-    """page_html with GLightbox's stylesheet and script moved from <head>,
-    where mkdocs-glightbox puts them and they hold up the first paint, to
-    just before the script that starts it, at the end of <body> (nothing
-    shows them before a figure is opened); and without the plugin's inline
-    styles (pages share one stylesheet)."""
+    """page_html without GLightbox's stylesheet, script and start-up, which
+    mkdocs-glightbox puts on every page; in their place, what
+    docs/javascripts/lightbox.js needs to load and start it when a figure is
+    first opened (their URLs and the plugin's options). Without the plugin's
+    inline styles too (pages share one stylesheet)."""
     page_html = GLIGHTBOX_STYLE.sub("", page_html, count=1)
-    if GLIGHTBOX_INIT not in page_html:
+    init = GLIGHTBOX_INIT.search(page_html)
+    if init is None:
         return page_html
-    moved = ""
-    for pattern in (GLIGHTBOX_CSS, GLIGHTBOX_SCRIPT):
-        found = pattern.search(page_html)
-        if found:
-            moved += found.group(0)
-            page_html = page_html[: found.start()] + page_html[found.end() :]
-    return page_html.replace(GLIGHTBOX_INIT, moved + GLIGHTBOX_INIT, 1)
+    options = GLIGHTBOX_OPTIONS.search(init.group(1))
+    css, script = GLIGHTBOX_CSS.search(page_html), GLIGHTBOX_SCRIPT.search(page_html)
+    if not (options and css and script):
+        raise PluginError(
+            "tools/lightbox.py: mkdocs-glightbox no longer writes its stylesheet, "
+            "script and GLightbox({...}) start-up as it did: update tidy_page"
+        )
+    config = {
+        "script": script.group(1),
+        "css": css.group(1),
+        "options": json.loads(options.group(1)),
+    }
+    data = json.dumps(config).replace("</", "<\\/")
+    tag = f'<script id="{CONFIG_ID}" type="application/json">{data}</script>'
+    edits = [(init, tag), (css, ""), (script, "")]
+    for found, replacement in sorted(edits, key=lambda e: -e[0].start()):
+        page_html = page_html[: found.start()] + replacement + page_html[found.end() :]
+    return page_html
