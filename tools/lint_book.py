@@ -321,6 +321,9 @@ class Book:
             for name, source in self.snippet_sources.items()
             if re.search(r"^# %%", source, re.MULTILINE)
         )
+        # Asked once per figure: a cache key and a parse tree cost milliseconds.
+        self._built: dict[str, bool] = {}
+        self._trees: dict[str, ast.Module] = {}
 
     @property
     def chapters(self) -> list[Page]:
@@ -340,17 +343,22 @@ class Book:
     def is_built(self, name: str) -> bool:
         from tools.runner import is_fresh
 
-        try:
-            return is_fresh(name, self.snippets_dir, self.build_dir)
-        except (OSError, ValueError, KeyError):
-            return False
+        if name not in self._built:
+            try:
+                fresh = is_fresh(name, self.snippets_dir, self.build_dir)
+            except (OSError, ValueError, KeyError):
+                fresh = False
+            self._built[name] = fresh
+        return self._built[name]
 
     def produces(self, name: str, filename: str) -> bool:
         """Does snippet `name` write `filename`? Its fresh build output says; else its
         source must name the file (a computed name cannot be checked: accepted)."""
         if self.is_built(name):
             return (self.build_dir / name / filename).exists()
-        tree = ast.parse(self.snippet_sources[name])
+        if name not in self._trees:
+            self._trees[name] = ast.parse(self.snippet_sources[name])
+        tree = self._trees[name]
         stem = PurePosixPath(filename).stem
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and node.value in {stem, filename}:
