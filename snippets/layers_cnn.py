@@ -21,6 +21,7 @@ from book import (
     extent,
     input_gradient,
     load_dataset,
+    output_dir,
     receptive_field,
     record,
     run_trials,
@@ -28,6 +29,7 @@ from book import (
     setup,
     table_row,
 )
+from layers_ops import RUNS_FILE, save_runs
 
 setup()
 
@@ -61,7 +63,9 @@ def make_net():
     return nets[-1]
 
 
-shifted = run_trials(make_net, data)  # book.PROTOCOL: seeds, epochs, Adam
+# book.PROTOCOL: seeds, epochs, Adam; curve: the last seed's test accuracy
+# after every epoch, for the figure below
+shifted = run_trials(make_net, data, curve=True)
 print(f"test accuracy {shifted['mean']:.3f} ± {shifted['std']:.3f}")
 print(f"{shifted['seconds']:.1f} s of training per run")
 # --8<-- [end:trials]
@@ -231,7 +235,9 @@ def seed_share(net):
 # The same share for every seed's trained net, and for untrained nets with
 # the same initialisations (batch norm's running statistics still 0 and 1):
 # how much of the concentration training adds or removes.
-trained_shares = [float(seed_share(trained)) for trained in nets]
+# The last seed's net is `net`: its share is centre_share(mean_gradient).
+trained_shares = [float(seed_share(trained)) for trained in nets[:-1]]
+trained_shares.append(float(centre_share(mean_gradient)))
 untrained_shares = []
 for seed in PROTOCOL["seeds"]:
     torch.manual_seed(seed)
@@ -287,3 +293,13 @@ for ax, image, top_value, title in [
 bar = fig.colorbar(shown, ax=axes, shrink=0.8)  # takes from both panels
 bar.set_label("mean |d unit / d pixel|", fontsize=9)
 save_figure(fig, "trained_field")
+
+# %%
+# The first two runs, for the live CNN page's notebook (live_cnn), which
+# would otherwise train them again: each with its untrained start, rebuilt
+# as run_trials built it.
+runs = {}
+for seed, trained in zip(PROTOCOL["seeds"][:2], nets):
+    torch.manual_seed(seed)
+    runs[seed] = (SmallCNN(image_size=24), trained)
+save_runs(output_dir() / RUNS_FILE, data, PROTOCOL, runs)

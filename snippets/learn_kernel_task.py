@@ -111,7 +111,7 @@ trials, first_three = {}, {}
 for name, make_net in makers.items():
     make_net = kept(nets[name], make_net)
     # PROTOCOL's seeds first: the results table below reuses these runs
-    first_three[name] = run_trials(make_net, data)
+    first_three[name] = run_trials(make_net, data, curve=True)  # for a figure
     others = {**PROTOCOL, "seeds": COMPARE["seeds"][3:]}
     rest = run_trials(make_net, data, others)
     accuracies = first_three[name]["accuracies"] + rest["accuracies"]
@@ -403,7 +403,7 @@ rows["shifted"] = {}
 for row, model in models.items():
     make_net = partial(model, shifted.X_train.shape[-1])
     make_net = kept(table_nets.setdefault((row, "shifted"), []), make_net)
-    rows["shifted"][row] = run_trials(make_net, shifted)
+    rows["shifted"][row] = run_trials(make_net, shifted, curve=True)
 for dataset, trials_on in rows.items():
     for row, trial in trials_on.items():
         print(

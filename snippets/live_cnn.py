@@ -3,7 +3,8 @@
 #
 # The live CNN page runs chapter 4's network in your browser. This notebook
 # trains that network exactly as chapter 4 does, for the protocol's first two
-# seeds, keeps each one's untrained starting point too, and writes all four
+# seeds (or takes chapter 4's runs, if they are exactly those), keeps each
+# one's untrained starting point too, and writes all four
 # to files the page reads. It also computes, with PyTorch, everything the page
 # shows for a set of test digits: the book's tests check that the page's
 # JavaScript gives the same numbers.
@@ -19,12 +20,14 @@ from book import (
     PROTOCOL,
     SmallCNN,
     accuracy,
+    count_parameters,
     load_dataset,
     output_dir,
     record,
     run_trials,
     setup,
 )
+from layers_ops import RUNS_FILE, load_runs
 from live_cnn_ops import (
     block_fields,
     block_outputs,
@@ -58,18 +61,28 @@ def make_net():
     return net
 
 
-trials = run_trials(make_net, data, {**PROTOCOL, "seeds": SEEDS})
-print("test accuracy per seed:", trials["accuracies"])
+protocol = {**PROTOCOL, "seeds": SEEDS}
+# Chapter 4's notebook saves these runs. Where it has run first (in the same
+# build), load_runs gives them back if they are exactly the runs this code
+# would train (same code, data, settings and starting weights): no need to
+# train them again. Otherwise, train.
+chapter_4_runs = output_dir().parent / "layers_cnn" / RUNS_FILE
+if load_runs(chapter_4_runs, make_net, data, protocol) is None:
+    untrained.clear()  # make_net's copies from load_runs' check
+    nets.clear()
+    run_trials(make_net, data, protocol)
+accuracies = [accuracy(net, data.X_test, data.y_test) for net in nets]
+print("test accuracy per seed:", accuracies)
 # --8<-- [end:train]
 record(
     seeds=list(SEEDS),
-    trained_accuracies=trials["accuracies"],
+    trained_accuracies=accuracies,
     **{
         f"trained_accuracy_seed{seed}": score
-        for seed, score in zip(SEEDS, trials["accuracies"])
+        for seed, score in zip(SEEDS, accuracies)
     },
     num_test=len(data.X_test),
-    parameters=trials["parameters"],
+    parameters=count_parameters(nets[0]),
 )
 
 # %% [markdown]
@@ -137,7 +150,7 @@ record(
     untrained_accuracy_mean=np.mean(
         [reloaded[f"untrained-seed{s}"] for s in SEEDS]
     ),
-    trained_accuracy_mean=np.mean(trials["accuracies"]),
+    trained_accuracy_mean=np.mean(accuracies),
 )
 
 # %% [markdown]
@@ -175,12 +188,13 @@ record(
 common_share, top_probability, logit_spread = [], [], []
 for seed in SEEDS:
     net = networks[f"untrained-seed{seed}"]
-    probabilities = block_outputs(net, data.X_test)["probabilities"]
+    outputs = block_outputs(net, data.X_test)
+    probabilities = outputs["probabilities"]
     answers = probabilities.argmax(dim=1)
     common = answers.mode().values.item()
     common_share.append(answers.bincount().max().item() / len(answers))
     top_probability.append(probabilities.max().item())
-    logits = block_outputs(net, data.X_test)["logits"]
+    logits = outputs["logits"]
     logit_spread.append((logits.amax(1) - logits.amin(1)).max().item())
     print(
         f"untrained, seed {seed}: most common answer {common}"

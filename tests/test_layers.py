@@ -7,9 +7,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from layers_ops import load_runs, save_runs
 from scipy.signal import convolve2d
 
-from book import SmallCNN, count_parameters, extent, input_gradient, receptive_field
+from book import (
+    PROTOCOL,
+    SmallCNN,
+    accuracy,
+    count_parameters,
+    extent,
+    input_gradient,
+    load_dataset,
+    receptive_field,
+    run_trials,
+)
 
 CNN_LAYERS = [(3, 1), (2, 2), (3, 1), (2, 2), (3, 1)]
 
@@ -297,3 +308,39 @@ def test_the_multiply_adds_the_chapter_quotes(results):
     assert cnn["cnn_multiply_adds"] == conv + 64 * 10
     assert cnn["bank_multiply_adds"] == 16 * 9 * 24**2 + 16 * 24**2 * 10
     assert round(cnn["cnn_multiply_adds"] / cnn["bank_multiply_adds"]) == 8
+
+
+# Chapter 4's runs, handed to the live page's notebook --------------------------
+
+
+def test_saved_runs_come_back_only_if_they_are_what_training_would_give(tmp_path):
+    data = load_dataset("digits")
+    data.X_train, data.y_train = data.X_train[:200], data.y_train[:200]
+    protocol = {**PROTOCOL, "num_epochs": 1, "seeds": (0, 1)}
+    trained = []
+
+    def make_net():
+        trained.append(SmallCNN(image_size=8))
+        return trained[-1]
+
+    trials = run_trials(make_net, data, protocol)
+    runs = {}
+    for seed, net in zip(protocol["seeds"], trained):
+        torch.manual_seed(seed)
+        runs[seed] = (SmallCNN(image_size=8), net)
+    path = tmp_path / "runs.pt"
+    save_runs(path, data, protocol, runs)
+
+    loaded = load_runs(path, lambda: SmallCNN(image_size=8), data, protocol)
+    for net, again in zip(trained, loaded):
+        for name, value in net.state_dict().items():
+            assert torch.equal(value, again.state_dict()[name]), name
+    scores = [accuracy(net, data.X_test, data.y_test) for net in loaded]
+    assert scores == trials["accuracies"]
+    # other settings, another network, or no file: train instead
+    other = {**protocol, "lr": 0.01}
+    assert load_runs(path, lambda: SmallCNN(image_size=8), data, other) is None
+    narrow = lambda: SmallCNN(image_size=8, channels=(8, 16, 32))  # noqa: E731
+    assert load_runs(path, narrow, data, protocol) is None
+    missing = tmp_path / "none.pt"
+    assert load_runs(missing, lambda: SmallCNN(image_size=8), data, protocol) is None

@@ -527,7 +527,20 @@ def test_run_trials_returns_the_table_fields(tiny):
     assert np.isnan(trial["std"])  # a sample std needs two seeds
     assert 0 <= trial["mean"] <= 1 and trial["seconds"] > 0
     assert trial["parameters"] == 660
-    assert len(trial["history"]["test_accuracy"]) == 2
+    assert len(trial["history"]["train_loss"]) == 2
+    assert trial["history"]["test_accuracy"] == trial["accuracies"]  # last only
+
+
+def test_run_trials_with_a_curve_scores_the_last_seed_every_epoch(tiny):
+    """Scoring is in eval mode under no_grad: it leaves training alone, so
+    the curve's last point is the final accuracy without a curve."""
+    two_seeds = {**TINY, "seeds": (0, 1)}
+    plain = run_trials(lambda: LearnedKernelSoftmax(1, 8), tiny, two_seeds)
+    curve = run_trials(lambda: LearnedKernelSoftmax(1, 8), tiny, two_seeds, curve=True)
+    assert len(curve["history"]["test_accuracy"]) == 2
+    assert curve["history"]["test_accuracy"][-1] == plain["accuracies"][-1]
+    assert curve["accuracies"] == plain["accuracies"]
+    assert torch.equal(curve["net"].conv.weight, plain["net"].conv.weight)
 
 
 def test_run_trials_is_deterministic_for_a_fixed_seed(tiny):

@@ -689,6 +689,6 @@ def test_the_evidence_used_the_books_protocol(part2, local, controls):
     assert part2["num_seeds"] == local["num_seeds"] == controls["num_seeds"] == 3
     # the book's protocol with fewer epochs, the same for every network
     assert part2["book_epochs"] == 15
-    assert part2["num_epochs"] == local["num_epochs"] == controls["num_epochs"] == 10
+    assert part2["num_epochs"] == local["num_epochs"] == controls["num_epochs"] == 6
     assert part2["num_train"] == 1347 and part2["num_test"] == NUM_TEST
     assert np.array_equal(part2["moves"], np.arange(-8, 9))

@@ -1,0 +1,84 @@
+"""Chapter 4's trained networks, kept for another notebook of the same build.
+
+layers_cnn trains SmallCNN from the protocol's seeds, and the live CNN page's
+notebook (live_cnn) needs the first two of those runs again. `save_runs`
+writes them next to layers_cnn's outputs; `load_runs` gives them back only if
+they are exactly what training would give where it runs: the same book.py
+(its training code and SmallCNN), PyTorch, seed offset, protocol, training
+images and starting weights. Otherwise (a notebook run on its own, or
+chapter 4's run not finished yet) it returns None, and the caller trains.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+import book
+
+RUNS_FILE = "trained_runs.pt"  # in layers_cnn's output folder
+
+
+def fingerprint(data, protocol):
+    """Everything besides the starting weights that fixes the trained ones."""
+    images = hashlib.sha256()
+    for tensor in (data.X_train, data.y_train):
+        images.update(tensor.contiguous().numpy().tobytes())
+    return {
+        "book": hashlib.sha256(Path(book.__file__).read_bytes()).hexdigest(),
+        "torch": str(torch.__version__),
+        "seed_offset": os.environ.get("LK_SEED_OFFSET", "0"),
+        "settings": repr({k: v for k, v in protocol.items() if k != "seeds"}),
+        "training_images": images.hexdigest(),
+    }
+
+
+def save_runs(path, data, protocol, runs):
+    """Write runs, {seed: (untrained net, the same net trained)}, trained
+    by book.run_trials on data under protocol."""
+    torch.save(
+        {
+            "fingerprint": fingerprint(data, protocol),
+            "runs": {
+                seed: {
+                    "architecture": repr(trained),
+                    "untrained": untrained.state_dict(),
+                    "trained": trained.state_dict(),
+                }
+                for seed, (untrained, trained) in runs.items()
+            },
+        },
+        path,
+    )
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def load_runs(path, make_net, data, protocol):
+    """The nets that run_trials(make_net, data, protocol) would train, one
+    per seed, loaded from path: make_net() is called after seeding as
+    run_trials calls it, and its net takes the saved trained weights. None
+    if path is missing or holds other runs."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    saved = torch.load(path, weights_only=True)
+    if saved["fingerprint"] != fingerprint(data, protocol):
+        return None
+    nets = []
+    for seed in protocol["seeds"]:
+        run = saved["runs"].get(seed)
+        torch.manual_seed(seed)  # the initial weights, as run_trials does
+        net = make_net()
+        if (
+            run is None
+            or repr(net) != run["architecture"]
+            or not _same(net.state_dict(), run["untrained"])
+        ):
+            return None
+        net.load_state_dict(run["trained"])
+        nets.append(net)
+    return nets
