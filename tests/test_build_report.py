@@ -260,3 +260,23 @@ def test_the_site_page_lists_every_snippet_with_its_pages():
         for stem in expected:
             assert f'href="../{stem}/"' in cells, f"{name}: no link to {stem}"
         assert "<td>restored</td>" in cells or "<td>ran</td>" in cells, name
+
+
+def test_runs_slowed_by_other_work_are_flagged_with_an_idle_estimate(built):
+    book, docs = built
+    for name, seconds, cpu in [("tiny", 2.0, 1.0), ("other", 40.0, 9.0)]:
+        path = book[1] / name / "run.json"
+        run_record = json.loads(path.read_text())
+        run_record |= {"seconds": seconds, "kernel_cpu_seconds": cpu}
+        path.write_text(json.dumps(run_record))
+    markdown = page(book, docs)
+    assert (
+        "**Measured on a busy machine**: 1 of these runs took over 1.5 times"
+        in markdown
+    )
+    cores = json.loads((book[1] / runner.BUILD_RECORD).read_text())["machine"]
+    idle = 12 if cores["available_cores"] == 1 else 10  # (1 + 1) + (9 + 1)
+    assert f"would take about {idle} s" in markdown
+    path = book[1] / "other" / "run.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"seconds": 10.0}))
+    assert "busy machine" not in page(book, docs)

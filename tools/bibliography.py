@@ -229,7 +229,14 @@ def _page_label(source: str) -> str:
 def _full_list(data: BibliographyData, cited: dict[str, list[str]]) -> str:
     """Every entry, sorted by author, year and title, with the pages citing it."""
     sorting = find_plugin("pybtex.style.sorting", "author_year_title")()
-    ordered = [entry.key for entry in sorting.sort(data.entries.values())]
+
+    def unbraced_key(entry):  # BibTeX's braces would file {UXL Foundation} after Z
+        return [
+            str(part).replace("{", "").replace("}", "")
+            for part in sorting.sorting_key(entry)
+        ]
+
+    ordered = [entry.key for entry in sorted(data.entries.values(), key=unbraced_key)]
     texts = _formatted(data, ordered)
     items = []
     for key in ordered:

@@ -49,6 +49,7 @@ RECORD_FIELDS = {
 }
 NOT_RECORDED = "not recorded"
 BUDGET_JOBS = 2  # BOOK_BUDGET_S is wall time on two cores
+BUSY_RATIO = 1.5  # run time over kernel CPU time: other work shared the cores
 # (also the cores assumed where the record does not say how many)
 H1 = re.compile(r"^# +(.+?)\s*$", re.MULTILINE)
 CHAPTER_PAGE = re.compile(r"^(\d+)-")
@@ -168,7 +169,7 @@ def report(
         lines += [
             "Every snippet below ran with "
             + next(iter(shared))
-            + " (a change to any of them, or to `requirements.txt`, re-runs it).",
+            + " (a change to any of them, or to another package it loads, re-runs it).",
             "",
         ]
     versions_column = len(shared) != 1 or None in shared
@@ -241,6 +242,23 @@ def _summary(record: dict | None, runs: dict) -> list[str]:
         f"- **Snippets over the {BUDGET_S} s budget for one**: "
         f"{sum(s > BUDGET_S for s in seconds)} of {len(seconds)}.",
     ]
+    # Run time, unlike CPU time, grows with whatever else the machine runs.
+    paired = [
+        (run["seconds"], run["kernel_cpu_seconds"])
+        for run in done
+        if isinstance(run.get("kernel_cpu_seconds"), (int, float))
+    ]
+    busy = [wall for wall, used in paired if wall > BUSY_RATIO * used + 1]
+    if busy:
+        idle = wall_seconds([used + 1 for _, used in paired], cores)
+        lines.append(
+            f"- **Measured on a busy machine**: {len(busy)} of these runs took over "
+            f"{BUSY_RATIO:g} times their kernel CPU time, so other work shared the "
+            "cores and their run times overstate the snippets. On an idle machine a "
+            "run takes about its kernel CPU time and a second; from those, the "
+            f"{len(paired)} runs with a CPU time would take about {idle:.0f} s, "
+            f"{cores} at a time."
+        )
     return lines
 
 
