@@ -63,7 +63,15 @@ class Results(Mapping):
 
     def __getitem__(self, name):
         if name not in self.loaded:
-            if self.settings is not None and name in self.names:
+            if (
+                self.settings is not None
+                and name in self.names
+                and not runner.is_fresh(
+                    name,
+                    build_dir=self.folder,
+                    seed_offset=self.settings.get("seed_offset", 0),
+                )
+            ):  # a fresh one is read as it is: no run, no new build record
                 runner.run(
                     [name],
                     build_dir=self.folder,

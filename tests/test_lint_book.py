@@ -302,28 +302,27 @@ def test_numbers_that_are_not_hand_typed_results_pass(book, text):
     assert problems(book, "numbers", path=CHAPTER) == []
 
 
-def test_a_citation_covers_only_its_own_sentence(book):
-    line = plant(
-        book,
-        CHAPTER,
-        "## Summary\n",
-        "LeNet came in 1998 [@lecun1998]. Ours reaches 0.973 on it.\n\n## Summary\n",
-    )
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        # A citation covers only its own sentence.
+        (
+            "LeNet came in 1998 [@lecun1998]. Ours reaches 0.973 on it.",
+            r"decimal '0.973'",
+        ),
+        # An explanatory footnote is not a citation.
+        (
+            "AlexNet had 650,000 neurons.[^note]\n\n[^note]: An aside.",
+            r"count '650,000'",
+        ),
+    ],
+    ids=["citation-covers-its-sentence", "footnote-is-not-a-citation"],
+)
+def test_a_number_no_citation_covers_is_named(book, text, named):
+    line = plant(book, CHAPTER, "## Summary\n", f"{text}\n\n## Summary\n")
     found = problems(book, "numbers", path=CHAPTER)
     assert len(found) == 1
-    assert_named(found, CHAPTER, line, r"decimal '0.973'")
-
-
-def test_an_explanatory_footnote_is_not_a_citation(book):
-    line = plant(
-        book,
-        CHAPTER,
-        "## Summary\n",
-        "AlexNet had 650,000 neurons.[^note]\n\n[^note]: An aside.\n\n## Summary\n",
-    )
-    found = problems(book, "numbers", path=CHAPTER)
-    assert len(found) == 1
-    assert_named(found, CHAPTER, line, r"count '650,000'")
+    assert_named(found, CHAPTER, line, named)
 
 
 def test_only_chapters_are_held_to_the_number_rule(book):

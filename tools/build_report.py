@@ -194,11 +194,13 @@ def report(
 def _summary(record: dict | None, runs: dict) -> list[str]:
     done = [run for name, run in sorted(runs.items()) if run]
     seconds = [run["seconds"] for run in done]
-    cpu = [
-        run["kernel_cpu_seconds"]
+    # (run time, kernel CPU time) of the runs that recorded their CPU time
+    paired = [
+        (run["seconds"], run["kernel_cpu_seconds"])
         for run in done
         if isinstance(run.get("kernel_cpu_seconds"), (int, float))
     ]
+    cpu = [used for _, used in paired]
     machine = (record or {}).get("machine", {})
     cores = machine.get("available_cores") or machine.get("cores") or BUDGET_JOBS
     cold = wall_seconds(seconds, cores)
@@ -243,11 +245,6 @@ def _summary(record: dict | None, runs: dict) -> list[str]:
         f"{sum(s > BUDGET_S for s in seconds)} of {len(seconds)}.",
     ]
     # Run time, unlike CPU time, grows with whatever else the machine runs.
-    paired = [
-        (run["seconds"], run["kernel_cpu_seconds"])
-        for run in done
-        if isinstance(run.get("kernel_cpu_seconds"), (int, float))
-    ]
     busy = [wall for wall, used in paired if wall > BUSY_RATIO * used + 1]
     if busy:
         idle = wall_seconds([used + 1 for _, used in paired], cores)

@@ -219,7 +219,15 @@ def _mathml(latex, display):
     return latex_to_mathml(html.unescape(latex.strip()), display=display)
 
 
+# mkdocs-glightbox (a plugin, so it runs before these hooks) re-serialises each
+# page's content as a whole document (<html><head></head><body>...): Material's
+# search would index a page's opening text as empty, and print-site would add
+# its start-up script at every page's </head>. Unwrapped once, here.
+DOCUMENT_WRAPPER = re.compile(r"^<html><head></head><body>(.*)</body></html>$", re.S)
+
+
 def on_page_content(content, page, config, files):
+    content = DOCUMENT_WRAPPER.sub(r"\1", content)
     if page.file.src_uri.endswith(".ipynb"):
         _notebook_urls.add(page.url)
         content = _lighter_notebook(content, page, config)
@@ -506,16 +514,8 @@ def source_url(config, path, action="blob"):
     return f"{config.repo_url.rstrip('/')}/{action}/{match.group(1)}/{path}"
 
 
-# mkdocs-glightbox re-serialises each page's content as a whole document
-# (<html><head></head><body>...); Material's search then indexes a page's
-# opening text as empty. Unwrapped here, before the search plugin reads it.
-DOCUMENT_WRAPPER = re.compile(r"^<html><head></head><body>(.*)</body></html>$", re.S)
-
-
 @event_priority(100)
 def on_page_context(context, page, config, nav):
-    if page.content:
-        page.content = DOCUMENT_WRAPPER.sub(r"\1", page.content)
     uri = page.file.src_uri
     if page.meta.get("notebook_css"):
         page.meta["notebook_css"] = _shared_notebook_css()  # main.html links it

@@ -93,13 +93,8 @@ def on_nav(nav, config, files):
 
 @event_priority(-100)  # after every other hook: the page as published
 def on_page_content(content, page, config, files):
-    from tools.mkdocs_hooks import DOCUMENT_WRAPPER
-
     if in_print(page):
-        # What print-site combines, out of mkdocs-glightbox's document wrapper:
-        # each wrapper's </head> would get print-site's start-up script, which
-        # copies the contents once per page.
-        page.html = DOCUMENT_WRAPPER.sub(r"\1", content)
+        page.html = content  # what print-site combines
     return content
 
 
