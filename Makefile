@@ -28,7 +28,7 @@ snippets: $(INSTALLED)
 
 ## Build the site into site/ from the snippets' outputs.
 site: snippets
-	$(BIN)/mkdocs build --strict
+	$(BIN)/python -m tools.build_site
 
 ## The whole book as one PDF, site/learned-kernels.pdf, printed from the site's
 ## one-page view (print_page/) by Debian's Chromium; the landing page links it.
