@@ -5,7 +5,7 @@ import re
 
 import pytest
 from mkdocs.exceptions import PluginError
-from test_browser import AXE, run_axe
+from test_browser import AXE, render_everything, run_axe
 
 from tools import lightbox
 from tools.site_server import SITE
@@ -76,8 +76,13 @@ def test_glightbox_is_fetched_when_a_figure_first_opens(browser, site_server):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     fetched = []
     page.on("request", lambda request: fetched.append(request.url))
-    page.goto(site_server.url + CHAPTER, wait_until="networkidle")
+    # "load", not "networkidle": that comes before the page's scripts have run
+    # when the machine is busy, and then so would the check and first click.
+    page.goto(site_server.url + CHAPTER, wait_until="load")
     assert not [url for url in fetched if "glightbox" in url], "fetched unopened"
+    # Else the code blocks near a figure are laid out only once it is scrolled
+    # into view, and the figure can move away between mouse down and up.
+    render_everything(page)
     shown = page.locator(".gslide.current .gslide-image img")
     # By mouse: first this script's click, then one GLightbox handles itself.
     for index in (3, 0):
