@@ -132,3 +132,61 @@ def test_content_images_load_lazily():
     html = (SITE / "01-why-cnns" / "index.html").read_text()
     images = re.findall(r"<img [^>]*>", html)
     assert images and all('loading="lazy"' in image for image in images)
+
+
+CODE_LINES = re.compile(
+    r'<div tabindex="0" style="--code-lines: (\d+)" class="highlight-ipynb [^"]*">'
+    r"<pre>(.*?)</pre>",
+    re.DOTALL,
+)
+
+
+def test_each_code_cell_states_its_number_of_lines(notebook_pages):
+    for name, html in notebook_pages.items():
+        cells = CODE_LINES.findall(html)
+        assert len(cells) == html.count('class="highlight-ipynb '), name
+        for lines, code in cells:
+            text = re.sub(r"<[^>]*>", "", code).removesuffix("\n")
+            assert int(lines) == text.count("\n") + 1, f"{name}: {text[:60]!r}"
+
+
+@pytest.mark.parametrize(
+    "code, lines",
+    [("x = 1\n", 1), ("x = 1", 1), ("x = 1\ny = 2\n", 2), ("x = 1\n\n", 2)],
+)
+def test_code_cell_lines_count_what_a_pre_shows(code, lines):
+    cell = f'<div class="highlight-ipynb hl-python"><pre><span></span>{code}</pre>'
+    marked = mkdocs_hooks.CODE_CELL.sub(mkdocs_hooks._code_cell, cell)
+    assert f'style="--code-lines: {lines}"' in marked
+    assert marked.endswith(f"{code}</pre>") and 'tabindex="0"' in marked
+
+
+# Phone width: even the first code cell is below the screen.
+CELL_ROOM = """() => {
+  const cells = Array.from(document.querySelectorAll(".highlight-ipynb > pre"));
+  const kept = cells.map((pre) => ({
+    height: pre.getBoundingClientRect().height,
+    laidOut: pre.lastElementChild.checkVisibility({contentVisibilityAuto: true}),
+  }));
+  const style = document.createElement("style");
+  style.textContent = "* { content-visibility: visible !important; }";
+  document.head.append(style);
+  return cells.map((pre, i) => ({
+    ...kept[i], real: pre.getBoundingClientRect().height,
+  }));
+}"""
+
+
+def test_code_cells_not_yet_laid_out_keep_exactly_their_room(browser, site_server):
+    """book.css lays out a notebook's code cells only near the screen; the room
+    it keeps for one is its real height, so nothing overlaps (axe measured the
+    footer against a cell that spilled out of too little room) or moves."""
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    page.goto(f"{site_server.url}snippets/architectures/architectures/")
+    cells = page.evaluate(CELL_ROOM)
+    context.close()
+    waiting = [cell for cell in cells if not cell["laidOut"]]
+    assert len(waiting) > len(cells) / 2, "code cells are laid out up front"
+    for cell in waiting:
+        assert cell["height"] == pytest.approx(cell["real"], abs=1), cell

@@ -14,7 +14,9 @@
 - Notebook pages are made lighter: mkdocs-jupyter's inline CSS goes to one
   shared stylesheet, its MathJax and Mermaid loaders are dropped (math in
   Markdown cells is rendered to MathML too), and each figure is the snippet's
-  SVG file with the alt text the chapter gives it, not a base64 PNG.
+  SVG file with the alt text the chapter gives it, not a base64 PNG. Each
+  code cell carries its number of lines (--code-lines): book.css keeps that
+  much room for a cell it lays out only when the reader nears it.
 - Accessibility fixes Material leaves to us: the search dialog gets a name.
 - Images load lazily: a page's figures are fetched as the reader nears them.
   Each figure's <img> carries the SVG's width and height, so that the page has
@@ -66,6 +68,9 @@ NOTEBOOK_LOADERS = re.compile(
     r'|<script type="module">\s*document\.addEventListener\("DOMContentLoaded", '
     r"async \(\) => \{\s*const diagrams = .*?</script>\s*",
     re.DOTALL,
+)
+CODE_CELL = re.compile(
+    r'<div class="highlight-ipynb ([^"]*)"(>\s*<pre>)(.*?)</pre>', re.DOTALL
 )
 MARKDOWN_CELL = re.compile(
     r'(<div class="[^"]*jp-MarkdownOutput"[^>]*>)(.*?)(</div>)', re.DOTALL
@@ -271,10 +276,10 @@ def _lighter_notebook(content, page, config):
         content = NOTEBOOK_STYLE.sub("", content)
     if 'class="jp-Mermaid' not in content:
         content = NOTEBOOK_LOADERS.sub("", content)
-    # Code cells scroll sideways at phone width: keyboard users need to reach them.
-    content = content.replace(
-        '<div class="highlight-ipynb ', '<div tabindex="0" class="highlight-ipynb '
-    )
+    # Code cells scroll sideways at phone width: keyboard users need to reach
+    # them. Each says how many lines it has: book.css keeps that much room for
+    # a cell it has not laid out yet (content-visibility).
+    content = CODE_CELL.sub(_code_cell, content)
     content = MARKDOWN_CELL.sub(
         lambda m: m.group(1) + _notebook_math(m.group(2)) + m.group(3), content
     )
@@ -296,6 +301,16 @@ def _lighter_notebook(content, page, config):
     for classes in CLASS_ATTRIBUTE.findall(content):
         _notebook_css["classes"].update(classes.split())
     return content
+
+
+def _code_cell(match):
+    """A notebook code cell's input, focusable, with its number of lines."""
+    code = match.group(3)
+    lines = code.removesuffix("\n").count("\n") + 1
+    return (
+        f'<div tabindex="0" style="--code-lines: {lines}" '
+        f'class="highlight-ipynb {match.group(1)}"{match.group(2)}{code}</pre>'
+    )
 
 
 def prune_css(css, used_classes):
