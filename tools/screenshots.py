@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         written = shoot(browser, server.url, pages, args.out)
         browser.close()
     where = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
+    pages_taken = f"{len(pages)} page" + ("s" if len(pages) != 1 else "")
     print(
-        f"{len(written)} screenshots of {len(pages)} pages (desktop and phone, "
+        f"{len(written)} screenshots of {pages_taken} (desktop and phone, "
         f"light and dark) in {where}/"
     )
 
