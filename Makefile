@@ -14,7 +14,7 @@ INSTALLED := $(VENV)/.installed
 NODE_INSTALLED := node_modules/.package-lock.json
 
 .DEFAULT_GOAL := site
-.PHONY: site pdf test serve snippets lint chapter clean lock node-checks lighthouse replicate bench FORCE
+.PHONY: site pdf test serve snippets lint chapter clean lock node-checks lighthouse screenshots replicate bench FORCE
 
 # FORCE: Make cannot see a change of Python or TORCH, so tools/install.py looks.
 $(INSTALLED): requirements.txt FORCE
@@ -83,6 +83,12 @@ lighthouse: site
 	@command -v npm >/dev/null 2>&1 || { echo "make lighthouse needs Node.js and npm"; exit 1; }
 	@$(MAKE) --no-print-directory $(NODE_INSTALLED)
 	$(BIN)/python -m tools.lighthouse
+
+## Full-page screenshots to look at, of every page or of those named
+## (make screenshots PAGES="04-layers/ explorer/"): desktop and phone width,
+## light and dark, into build/screenshots/.
+screenshots: site
+	$(BIN)/python -m tools.screenshots $(PAGES)
 
 ## Time a cold and a warm `make site` and `make test` in a fresh clone of HEAD,
 ## and every snippet (slow: the whole book and suite run once more).

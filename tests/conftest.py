@@ -123,13 +123,8 @@ def claim(request):
 
 # Browser tests (test_browser.py, test_explorer*.py): Debian's Chromium, driven by
 # Playwright, on the built site served from 127.0.0.1. Never `playwright install`.
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
+# Its settings are those `make screenshots` uses.
+from tools.screenshots import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 def skip_or_fail(message):
@@ -183,8 +178,7 @@ def work_unit(nodeid):
     test_browser.py the tests of one page (they share its visits)."""
     file, _, test = nodeid.partition("::")
     if file.endswith("test_browser.py") and test.endswith("]"):
-        params = test[test.index("[") + 1 : -1]  # path, or path-device
-        return "page " + params.removesuffix("-desktop").removesuffix("-phone")
+        return "page " + test[test.index("[") + 1 : -1]
     return file
 
 
