@@ -5,9 +5,10 @@ import re
 
 import pytest
 from mkdocs.exceptions import PluginError
-from test_browser import AXE, render_everything, run_axe
+from test_browser import AXE, run_axe
 
 from tools import lightbox
+from tools.screenshots import lay_out_everything
 from tools.site_server import SITE
 
 CHAPTER = "04-layers/"
@@ -82,7 +83,7 @@ def test_glightbox_is_fetched_when_a_figure_first_opens(browser, site_server):
     assert not [url for url in fetched if "glightbox" in url], "fetched unopened"
     # Else the code blocks near a figure are laid out only once it is scrolled
     # into view, and the figure can move away between mouse down and up.
-    render_everything(page)
+    lay_out_everything(page)
     shown = page.locator(".gslide.current .gslide-image img")
     # By mouse: first this script's click, then one GLightbox handles itself.
     for index in (3, 0):
