@@ -176,6 +176,16 @@ def test_a_failing_snippet_is_named_with_its_cell_and_traceback(book):
     assert not (book[1] / "broken" / "run.json").exists()  # not cached as done
 
 
+def test_a_kernel_that_dies_is_named_with_its_cell(book):
+    (book[0] / "dies.py").write_text("# %%\nx = 1\n\n# %%\nimport os\nos._exit(3)\n")
+    with pytest.raises(runner.SnippetError) as error:
+        run(book, "dies")
+    assert "snippet 'dies': its kernel died in cell 1 (line 5 of dies.py)" in str(
+        error.value
+    )
+    assert not (book[1] / "dies" / "run.json").exists()
+
+
 def test_an_unknown_snippet_is_a_clear_error(book):
     with pytest.raises(runner.SnippetError, match="unknown snippet 'nope'.*tiny"):
         run(book, "nope")

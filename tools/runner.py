@@ -9,12 +9,14 @@ A snippet is a jupytext "percent" file in snippets/ (it has `# %%` cells); other
 .py files there are modules that snippets import. Each snippet runs in a fresh
 kernel, in an empty folder, exactly as a reader's downloaded notebook would: the
 local modules it imports are written next to it by a first cell, hidden on the
-site. Its outputs land in build/snippets/NAME/: the executed notebook NAME.ipynb,
-the figures it saved, results.json with the numbers it recorded, and run.json
-with the cache key and run time. Each run is also kept by its cache key in
-build/cache/ (build/replicate/cache/ for the replication build), so switching
-branches and back re-runs nothing; make that folder a symlink to share it
-between clones or worktrees.
+site. (On Linux the kernel's process is forked from a server that has imported
+the heavy third-party packages, which saves seconds a snippet: see
+tools/forked_kernels.py.) Its outputs land in build/snippets/NAME/: the
+executed notebook NAME.ipynb, the figures it saved, results.json with the
+numbers it recorded, and run.json with the cache key and run time. Each run is
+also kept by its cache key in build/cache/ (build/replicate/cache/ for the
+replication build), so switching branches and back re-runs nothing; make that
+folder a symlink to share it between clones or worktrees.
 """
 
 from __future__ import annotations
@@ -218,6 +220,11 @@ def _failing_cell(nb) -> tuple[int, str]:
     return -1, ""
 
 
+def _where(path: Path, index: int, cell_source: str) -> str:
+    line = _source_line(path, cell_source)
+    return f"cell {index}" + (f" (line {line} of {path.name})" if line else "")
+
+
 def _source_line(path: Path, cell_source: str) -> int | None:
     first = next((line for line in cell_source.splitlines() if line.strip()), None)
     if first is None:
@@ -228,23 +235,11 @@ def _source_line(path: Path, cell_source: str) -> int | None:
     return None
 
 
-def execute(
-    path: Path, out_dir: Path, snippets_dir: Path, seed_offset: int = 0
-) -> float | None:
-    """Run one snippet in a fresh kernel; raise SnippetError naming the cell.
-    Returns the kernel's CPU seconds (None where they cannot be read)."""
-    import nbformat
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-
-    nb = build_notebook(path, snippets_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+def kernel_environment(out_dir: Path, seed_offset: int = 0) -> dict[str, str]:
+    """What the runner sets in a snippet's kernel's environment."""
     # One thread each: results are bit-identical only at a fixed thread count,
     # and two snippets can then share a 2-core machine.
-    os.environ.update(
+    return dict(
         LK_OUTPUT_DIR=str(out_dir),
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
@@ -257,14 +252,41 @@ def execute(
         MALLOC_MMAP_THRESHOLD_=str(32 * 2**20),
         MALLOC_TRIM_THRESHOLD_=str(256 * 2**20),
     )
+
+
+def execute(
+    path: Path, out_dir: Path, snippets_dir: Path, seed_offset: int = 0
+) -> float | None:
+    """Run one snippet in a fresh kernel; raise SnippetError naming the cell.
+    Returns the kernel's CPU seconds (None where they cannot be read)."""
+    import nbformat
+    from jupyter_core.utils import run_sync
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    from tools.forked_kernels import AsyncForkingKernelManager
+
+    nb = build_notebook(path, snippets_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    os.environ.update(kernel_environment(out_dir, seed_offset))
     with (
         tempfile.TemporaryDirectory(prefix=f"snippet-{path.stem}-") as workdir,
         tempfile.TemporaryDirectory(prefix="kernel-") as sockets,
     ):
         # IPC sockets rather than TCP ports: private to this machine, no warning.
-        kernel = KernelManager(
+        # A fresh kernel process for each snippet, as a reader's would be, but
+        # forked (on Linux) from a server that has imported the heavy packages.
+        kernel = AsyncForkingKernelManager(
             kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel"
         )
+        running = 0  # the cell being run, to name it if the kernel dies in it
+
+        def started(cell, cell_index):
+            nonlocal running
+            running = cell_index
+
         client = NotebookClient(
             nb,
             km=kernel,
@@ -272,20 +294,25 @@ def execute(
             allow_errors=False,
             record_timing=False,
             resources={"metadata": {"path": workdir}},
+            on_cell_execute=started,
         )
         try:
             client.execute()
         except CellExecutionError as error:
             index, source = _failing_cell(nb)
-            line = _source_line(path, source)
-            where = f"cell {index}" + (f" (line {line} of {path.name})" if line else "")
             raise SnippetError(
-                f"snippet {path.stem!r} failed in {where}:\n{error}"
+                f"snippet {path.stem!r} failed in {_where(path, index, source)}:"
+                f"\n{error}"
+            ) from None
+        except DeadKernelError as error:
+            where = _where(path, running, nb.cells[running].source)
+            raise SnippetError(
+                f"snippet {path.stem!r}: its kernel died in {where} ({error})"
             ) from None
         finally:
             cpu_seconds = _cpu_seconds(kernel)
             if kernel.has_kernel:  # we own it: nbclient stops only kernels it made
-                kernel.shutdown_kernel(now=True)
+                run_sync(kernel.shutdown_kernel)(now=True)
     nbformat.write(nb, out_dir / f"{path.stem}.ipynb")
     return cpu_seconds
 
