@@ -17,6 +17,8 @@
   SVG file with the alt text the chapter gives it, not a base64 PNG. Each
   code cell carries its number of lines (--code-lines): book.css keeps that
   much room for a cell it lays out only when the reader nears it.
+- Each chapter code block carries its number of lines (--code-lines) too:
+  book.css keeps exactly that much room for a block not yet laid out.
 - Accessibility fixes Material leaves to us: the search dialog gets a name.
 - Images load lazily: a page's figures are fetched as the reader nears them.
   Each figure's <img> carries the SVG's width and height, so that the page has
@@ -71,6 +73,12 @@ NOTEBOOK_LOADERS = re.compile(
 )
 CODE_CELL = re.compile(
     r'<div class="highlight-ipynb ([^"]*)"(>\s*<pre>)(.*?)</pre>', re.DOTALL
+)
+# pymdownx.highlight's block, with an optional title (`title="..."`).
+CODE_BLOCK = re.compile(
+    r'(<div class="highlight">(?:<span class="filename">[^<]*</span>)?)<pre>'
+    r"(<span></span><code>)(.*?)</code>",
+    re.DOTALL,
 )
 MARKDOWN_CELL = re.compile(
     r'(<div class="[^"]*jp-MarkdownOutput"[^>]*>)(.*?)(</div>)', re.DOTALL
@@ -239,6 +247,7 @@ def on_page_content(content, page, config, files):
     else:
         content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
         content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
+        content = CODE_BLOCK.sub(_code_block, content)
     content = _sized_images(content, page, files)
     content = LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
     return lightbox.link_figures(content, page.file.src_uri.endswith(".ipynb"))
@@ -310,6 +319,17 @@ def _code_cell(match):
     return (
         f'<div tabindex="0" style="--code-lines: {lines}" '
         f'class="highlight-ipynb {match.group(1)}"{match.group(2)}{code}</pre>'
+    )
+
+
+def _code_block(match):
+    """A chapter's code block with its number of lines: book.css keeps that
+    much room for it until it is laid out (content-visibility)."""
+    code = match.group(3)
+    lines = code.removesuffix("\n").count("\n") + 1
+    return (
+        f'{match.group(1)}<pre style="--code-lines: {lines}">'
+        f"{match.group(2)}{code}</code>"
     )
 
 
