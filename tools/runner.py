@@ -9,14 +9,12 @@ A snippet is a jupytext "percent" file in snippets/ (it has `# %%` cells); other
 .py files there are modules that snippets import. Each snippet runs in a fresh
 kernel, in an empty folder, exactly as a reader's downloaded notebook would: the
 local modules it imports are written next to it by a first cell, hidden on the
-site. (On Linux the kernel's process is forked from a server that has imported
-the heavy third-party packages, which saves seconds a snippet: see
-tools/forked_kernels.py.) Its outputs land in build/snippets/NAME/: the
-executed notebook NAME.ipynb, the figures it saved, results.json with the
-numbers it recorded, and run.json with the cache key and run time. Each run is
-also kept by its cache key in build/cache/ (build/replicate/cache/ for the
-replication build), so switching branches and back re-runs nothing; make that
-folder a symlink to share it between clones or worktrees.
+site. Its outputs land in build/snippets/NAME/: the executed notebook NAME.ipynb,
+the figures it saved, results.json with the numbers it recorded, and run.json
+with the cache key and run time. Each run is also kept by its cache key in
+build/cache/ (build/replicate/cache/ for the replication build), so switching
+branches and back re-runs nothing; make that folder a symlink to share it
+between clones or worktrees.
 """
 
 from __future__ import annotations
@@ -260,11 +258,10 @@ def execute(
     """Run one snippet in a fresh kernel; raise SnippetError naming the cell.
     Returns the kernel's CPU seconds (None where they cannot be read)."""
     import nbformat
+    from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
-
-    from tools.forked_kernels import AsyncForkingKernelManager
 
     nb = build_notebook(path, snippets_dir)
     if out_dir.exists():
@@ -276,9 +273,9 @@ def execute(
         tempfile.TemporaryDirectory(prefix="kernel-") as sockets,
     ):
         # IPC sockets rather than TCP ports: private to this machine, no warning.
-        # A fresh kernel process for each snippet, as a reader's would be, but
-        # forked (on Linux) from a server that has imported the heavy packages.
-        kernel = AsyncForkingKernelManager(
+        # The async manager: with the blocking one, nbclient waits forever on
+        # a kernel that died.
+        kernel = AsyncKernelManager(
             kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel"
         )
         running = 0  # the cell being run, to name it if the kernel dies in it
