@@ -312,12 +312,16 @@ def _lighter_notebook(content, page, config):
     return content
 
 
+def _code_lines(code):
+    """The lines a <pre> shows: a last newline ends a line, it starts none."""
+    return code.removesuffix("\n").count("\n") + 1
+
+
 def _code_cell(match):
     """A notebook code cell's input, focusable, with its number of lines."""
     code = match.group(3)
-    lines = code.removesuffix("\n").count("\n") + 1
     return (
-        f'<div tabindex="0" style="--code-lines: {lines}" '
+        f'<div tabindex="0" style="--code-lines: {_code_lines(code)}" '
         f'class="highlight-ipynb {match.group(1)}"{match.group(2)}{code}</pre>'
     )
 
@@ -326,9 +330,8 @@ def _code_block(match):
     """A chapter's code block with its number of lines: book.css keeps that
     much room for it until it is laid out (content-visibility)."""
     code = match.group(3)
-    lines = code.removesuffix("\n").count("\n") + 1
     return (
-        f'{match.group(1)}<pre style="--code-lines: {lines}">'
+        f'{match.group(1)}<pre style="--code-lines: {_code_lines(code)}">'
         f"{match.group(2)}{code}</code>"
     )
 

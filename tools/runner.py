@@ -233,25 +233,6 @@ def _source_line(path: Path, cell_source: str) -> int | None:
     return None
 
 
-def kernel_environment(out_dir: Path, seed_offset: int = 0) -> dict[str, str]:
-    """What the runner sets in a snippet's kernel's environment."""
-    # One thread each: results are bit-identical only at a fixed thread count,
-    # and two snippets can then share a 2-core machine.
-    return dict(
-        LK_OUTPUT_DIR=str(out_dir),
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        OPENBLAS_NUM_THREADS="1",
-        PYTHONHASHSEED="0",
-        LK_SEED_OFFSET=str(seed_offset),
-        # glibc returns each freed block over 128 kB to the system and faults it
-        # in again at the next mini-batch; kept instead, training runs about a
-        # third faster. 32 MiB is the largest mmap threshold glibc accepts.
-        MALLOC_MMAP_THRESHOLD_=str(32 * 2**20),
-        MALLOC_TRIM_THRESHOLD_=str(256 * 2**20),
-    )
-
-
 def execute(
     path: Path, out_dir: Path, snippets_dir: Path, seed_offset: int = 0
 ) -> float | None:
@@ -267,7 +248,21 @@ def execute(
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    os.environ.update(kernel_environment(out_dir, seed_offset))
+    # One thread each: results are bit-identical only at a fixed thread count,
+    # and two snippets can then share a 2-core machine.
+    os.environ.update(
+        LK_OUTPUT_DIR=str(out_dir),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        PYTHONHASHSEED="0",
+        LK_SEED_OFFSET=str(seed_offset),
+        # glibc returns each freed block over 128 kB to the system and faults it
+        # in again at the next mini-batch; kept instead, training runs about a
+        # third faster. 32 MiB is the largest mmap threshold glibc accepts.
+        MALLOC_MMAP_THRESHOLD_=str(32 * 2**20),
+        MALLOC_TRIM_THRESHOLD_=str(256 * 2**20),
+    )
     with (
         tempfile.TemporaryDirectory(prefix=f"snippet-{path.stem}-") as workdir,
         tempfile.TemporaryDirectory(prefix="kernel-") as sockets,
