@@ -128,6 +128,13 @@ def problems(pages, chapters):
     return found
 
 
+def footer_last(text, number):
+    """A page's text with its footer, the page number, last: Chromium 156.0.8078.114
+    draws the footer first, and pypdf reads in drawing order."""
+    first, newline, rest = text.partition("\n")
+    return f"{rest}\n{first}" if newline and first.strip() == str(number) else text
+
+
 def page_texts(path):
     """The text of each page of the PDF at path."""
     if shutil.which("pdftotext"):
@@ -137,10 +144,12 @@ def page_texts(path):
             text=True,
             check=True,
         ).stdout
-        return out.split("\f")[: -1 if out.endswith("\f") else None]
-    from pypdf import PdfReader
+        texts = out.split("\f")[: -1 if out.endswith("\f") else None]
+    else:
+        from pypdf import PdfReader
 
-    return [page.extract_text() for page in PdfReader(path).pages]
+        texts = [page.extract_text() for page in PdfReader(path).pages]
+    return [footer_last(text, n) for n, text in enumerate(texts, start=1)]
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +215,12 @@ def test_figure_numbers_are_checked_where_captions_carry_them(pages, chapters):
     assert f"{numbered['page']}: Figure 99.1 missing" in found
     assert f"{numbered['page']}: Table 99.2 missing" in found
     assert problems([*pages, "Figure 99.1, Table 99.2"], [numbered]) == []
+
+
+def test_a_footer_read_first_is_moved_last():
+    assert footer_last("7\n1. Title\ntext", 7) == "1. Title\ntext\n7"
+    assert footer_last("1. Title\ntext\n7", 7) == "1. Title\ntext\n7"
+    assert footer_last("70 kernels\ntext", 7) == "70 kernels\ntext"
 
 
 def test_pages_are_numbered_after_the_title_page(pages):
