@@ -27,6 +27,32 @@ ROOT = Path(__file__).resolve().parent.parent
 # Issue 16's targets on a 2-core laptop-class machine, quiet, in seconds.
 TARGETS = {"cold make site": 240, "warm make site": 5, "make test": 300}
 SNIPPET_TARGET_S = 30
+# Machines of one kind differ: the same snippets took 348 s of CPU on one and
+# 581 s on another. So the report gives a fixed piece of the book's work, the
+# CPU time of one training step of chapter 4's network on one thread (the best
+# of three rounds, least disturbed by other work), to compare machines by.
+SPEED_PROBE = """
+import sys, time
+import torch
+import torch.nn.functional as F
+sys.path.insert(0, "snippets")
+from book import SmallCNN
+torch.set_num_threads(1)
+torch.manual_seed(0)
+net = SmallCNN(image_size=24)
+optimizer = torch.optim.Adam(net.parameters(), lr=0.003)
+X, y = torch.rand(64, 1, 24, 24), torch.randint(0, 10, (64,))
+def steps(n):
+    start = time.process_time()
+    for _ in range(n):
+        loss = F.cross_entropy(net(X), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return (time.process_time() - start) / n
+steps(10)
+print(min(steps(50) for _ in range(3)) * 1000)
+"""
 
 
 def timed(command: list[str], cwd: Path, log: Path) -> float:
@@ -55,10 +81,29 @@ def snippet_seconds(clone: Path) -> list[tuple[str, float]]:
     return sorted(times, key=lambda item: -item[1])
 
 
-def report(walls: dict[str, float], snippets: list[tuple[str, float]]) -> str:
+def step_milliseconds(clone: Path) -> float:
+    """SPEED_PROBE's figure, run with the clone's own environment."""
+    python = clone / ".venv" / "bin" / "python"
+    done = subprocess.run(
+        [str(python), "-c", SPEED_PROBE],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout)
+
+
+def report(
+    walls: dict[str, float],
+    snippets: list[tuple[str, float]],
+    step_ms: float,
+) -> str:
     lines = [
         f"machine: {cpu_model()}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f} at the end; Python {platform.python_version()}",
+        f"speed: {step_ms:.1f} ms of CPU per training step of chapter 4's network "
+        "(one thread, 64 images; less is faster)",
         "",
         f"{'step':<18}{'wall':>9}{'target':>9}",
     ]
@@ -101,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             log = clone / f"bench-{target}-{len(walls)}.log"
             walls[step] = timed([*make, target], clone, log)
             print(f"{step}: {walls[step]:.1f} s", flush=True)
+        step_ms = step_milliseconds(clone)
         print()
-        print(report(walls, snippet_seconds(clone)))
+        print(report(walls, snippet_seconds(clone), step_ms))
     return 0
 
 
