@@ -113,20 +113,37 @@ def part_rounds(cnn, name, part):
     return np.array(cnn[f"{name}_{part}_rounds_ms"])
 
 
-def test_the_changed_convolutions_are_a_small_share_of_the_time(cnn, claim):
+def test_the_changed_convolutions_take_less_of_the_time_than_of_the_work(
+    cnn, claim
+):
     """The prose: the two changed convolutions do most of the standard
-    network's multiply-adds but take a small share of its layers' time; the
-    words for the max pools against them are the recorded verdict."""
+    network's multiply-adds but take a smaller share of its layers' time, and
+    in the summary, most of the separable network's time goes to the layers
+    the change did not touch; the words for the max pools against them are
+    the recorded verdict. The time shares are the machine's: on two machines
+    of one kind the standard share was 46 % and 47 %, so the claims compare
+    with the multiply-add share and with a half, not with a finer line."""
     assert cnn["changed_mult_add_share"] > 0.9
     parts = ("first_conv", "changed", "pool", "norm_relu", "head")
+    shares = {}
     for name in ("standard", "separable"):
         times = {part: cnn[f"{name}_{part}_ms"] for part in parts}
         assert sum(times.values()) == pytest.approx(cnn[f"{name}_layers_ms"])
-    total = sum(part_rounds(cnn, "standard", part) for part in parts)
-    share, se = speed_ratio(part_rounds(cnn, "standard", "changed"), total)
+        total = sum(part_rounds(cnn, name, part) for part in parts)
+        shares[name] = speed_ratio(part_rounds(cnn, name, "changed"), total)
+        assert shares[name][0] == pytest.approx(
+            cnn[f"{name}_changed_share"], rel=0.1
+        )
+    share, se = shares["standard"]
     claim.exceeds(
-        "changed convolutions: time share under half their multiply-add share",
-        effect=math.log(cnn["changed_mult_add_share"] / 2 / share),
+        "changed convolutions: time share under their multiply-add share",
+        effect=math.log(cnn["changed_mult_add_share"] / share),
+        uncertainty=se,
+    )
+    share, se = shares["separable"]
+    claim.exceeds(
+        "separable network: most of its time in the layers not changed",
+        effect=math.log(0.5 / share),
         uncertainty=se,
     )
     ratio, se = speed_ratio(
@@ -146,17 +163,18 @@ def test_the_changed_convolutions_are_a_small_share_of_the_time(cnn, claim):
     )
 
 
-def test_the_changed_convolutions_saved_far_less_time_than_work(cnn, claim):
+def test_the_changed_convolutions_saved_less_time_than_work(cnn, claim):
     """The prose: the changed convolutions, with 7.4 times fewer
-    multiply-adds, saved far less time than in proportion; the words for
-    the comparison are the recorded verdict."""
+    multiply-adds, saved less time than in proportion (3.5 and 3.7 times on
+    machines of one kind, so no finer line is claimed); the words for the
+    comparison are the recorded verdict."""
     ratio, se = speed_ratio(
         part_rounds(cnn, "standard", "changed"),
         part_rounds(cnn, "separable", "changed"),
     )
     claim.exceeds(
-        "changed convolutions: time saving under half the multiply-add saving",
-        effect=math.log(cnn["changed_mult_add_ratio"] / 2 / ratio),
+        "changed convolutions: time saving under the multiply-add saving",
+        effect=math.log(cnn["changed_mult_add_ratio"] / ratio),
         uncertainty=se,
     )
     assert ratio == pytest.approx(cnn["changed_time_ratio"])
