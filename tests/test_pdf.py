@@ -436,6 +436,14 @@ def test_the_print_page_s_text_keeps_every_line_of_code(browser, site_server, ch
     page.close()
 
 
+def test_the_print_page_s_figures_load_lazily():
+    """As on the chapter pages; tools/pdf.py loads them all before printing."""
+    text = (SITE / book_pdf_tool.PRINT_PAGE / "index.html").read_text(encoding="utf-8")
+    images = re.findall(r"<img\b[^>]*>", text)
+    assert len(images) >= len(CHAPTER_PAGES), "too few figures for the book"
+    assert [image for image in images if 'loading="lazy"' not in image] == []
+
+
 @pytest.mark.parametrize("index", [3, 8])  # two long chapters
 def test_a_chapter_printed_or_copied_whole_keeps_every_line(
     browser, site_server, chapters, index
