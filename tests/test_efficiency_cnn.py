@@ -113,9 +113,7 @@ def part_rounds(cnn, name, part):
     return np.array(cnn[f"{name}_{part}_rounds_ms"])
 
 
-def test_the_changed_convolutions_take_less_of_the_time_than_of_the_work(
-    cnn, claim
-):
+def test_the_changed_convolutions_take_less_of_the_time_than_of_the_work(cnn, claim):
     """The prose: the two changed convolutions do most of the standard
     network's multiply-adds but take a smaller share of its layers' time, and
     in the summary, most of the separable network's time goes to the layers
@@ -131,9 +129,7 @@ def test_the_changed_convolutions_take_less_of_the_time_than_of_the_work(
         assert sum(times.values()) == pytest.approx(cnn[f"{name}_layers_ms"])
         total = sum(part_rounds(cnn, name, part) for part in parts)
         shares[name] = speed_ratio(part_rounds(cnn, name, "changed"), total)
-        assert shares[name][0] == pytest.approx(
-            cnn[f"{name}_changed_share"], rel=0.1
-        )
+        assert shares[name][0] == pytest.approx(cnn[f"{name}_changed_share"], rel=0.1)
     share, se = shares["standard"]
     claim.exceeds(
         "changed convolutions: time share under their multiply-add share",
