@@ -51,7 +51,7 @@ def steps(n):
         optimizer.step()
     return (time.process_time() - start) / n
 steps(10)
-print(min(steps(50) for _ in range(3)) * 1000)
+print(min(steps(int(sys.argv[1])) for _ in range(3)) * 1000)
 """
 
 
@@ -81,11 +81,12 @@ def snippet_seconds(clone: Path) -> list[tuple[str, float]]:
     return sorted(times, key=lambda item: -item[1])
 
 
-def step_milliseconds(clone: Path) -> float:
-    """SPEED_PROBE's figure, run with the clone's own environment."""
+def step_milliseconds(clone: Path, steps: int = 50) -> float:
+    """SPEED_PROBE's figure (the least of three means over steps steps), run
+    with the clone's own environment."""
     python = clone / ".venv" / "bin" / "python"
     done = subprocess.run(
-        [str(python), "-c", SPEED_PROBE],
+        [str(python), "-c", SPEED_PROBE, str(steps)],
         cwd=clone,
         capture_output=True,
         text=True,
