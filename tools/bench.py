@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # Issue 16's targets on a 2-core laptop-class machine, quiet, in seconds.
 TARGETS = {"cold make site": 240, "warm make site": 5, "make test": 300}
 SNIPPET_TARGET_S = 30
-# Machines of one kind differ: the same snippets took 348 s of CPU on one and
-# 581 s on another. So the report gives a fixed piece of the book's work, the
-# CPU time of one training step of chapter 4's network on one thread (the best
-# of three rounds, least disturbed by other work), to compare machines by.
+# Machines of one kind differ in speed (README), so the report gives a fixed
+# piece of the book's work to compare them by: the CPU time of one training step
+# of chapter 4's network on one thread (the best of three rounds, least
+# disturbed by other work).
 SPEED_PROBE = """
 import sys, time
 import torch

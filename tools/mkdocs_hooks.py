@@ -502,10 +502,10 @@ def on_post_build(config):
 
 def lazy_print_page(path):
     """The one-page book's figures lazy again, as on the chapter pages.
-    print-site makes them eager so that browsers print them all, but Chromium
-    (since 2022) and Firefox load lazy images to print, and tools/pdf.py
-    loads every figure before printing; eager, a phone fetched 65 figures
-    (1.4 MB) before the page settled."""
+    print-site makes them eager so that a browser prints them all; so a phone
+    fetched 65 figures (1.4 MB) before the page settled. Chromium loads lazy
+    figures to print (printed unscrolled, the page gave the PDF of tools/pdf.py,
+    which also makes them eager and waits for them, image for image)."""
     if path.exists():
         page = path.read_text(encoding="utf-8")
         path.write_text(LAZY_IMAGE.sub('<img loading="lazy" ', page), encoding="utf-8")
