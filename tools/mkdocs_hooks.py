@@ -101,8 +101,6 @@ INDEXED_CODE = re.compile(r"(<pre>(?:<code>)?)(.*?)((?:</code>)?</pre>)", re.DOT
 CODE_WORD = re.compile(r"[^\W\d]\w*")
 MARKUP = re.compile(r"<[^>]*>")
 LAZY_IMAGE = re.compile(r"<img (?![^>]*\bloading=)")
-# The whole book on one page, which mkdocs-print-site-plugin writes last.
-PRINT_PAGE = Path("print_page") / "index.html"
 UNSIZED_SVG_IMAGE = re.compile(r'<img\b(?![^>]*\swidth=)[^>]*?\ssrc="([^"]+\.svg)"')
 SVG_SIZE = re.compile(r'<svg\b[^>]*?\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"')
 SAVED_FIGURE = re.compile(r"save_figure\(\s*\w+\s*,\s*[\"']([-\w]+)[\"']")
@@ -489,7 +487,6 @@ def on_post_build(config):
         target = Path(config.site_dir) / _notebook_css["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(_notebook_css["text"], encoding="utf-8")
-    lazy_print_page(Path(config.site_dir) / PRINT_PAGE)
     index_path = Path(config.site_dir) / "search" / "search_index.json"
     if index_path.exists():
         index = json.loads(index_path.read_text(encoding="utf-8"))
@@ -498,17 +495,6 @@ def on_post_build(config):
             json.dumps(index, separators=(",", ":"), ensure_ascii=False),
             encoding="utf-8",
         )
-
-
-def lazy_print_page(path):
-    """The one-page book's figures lazy again, as on the chapter pages.
-    print-site makes them eager so that a browser prints them all; so a phone
-    fetched 65 figures (1.4 MB) before the page settled. Chromium loads lazy
-    figures to print (printed unscrolled, the page gave the PDF of tools/pdf.py,
-    which also makes them eager and waits for them, image for image)."""
-    if path.exists():
-        page = path.read_text(encoding="utf-8")
-        path.write_text(LAZY_IMAGE.sub('<img loading="lazy" ', page), encoding="utf-8")
 
 
 def compact_search_index(index, notebook_urls):

@@ -106,13 +106,17 @@ def on_post_build(config):
 
 
 def fix_print_page(text, site_url):
-    """The print page with every id unique and every in-page link landing;
-    links to pages left out point at the site; the search dialog is named,
-    as the hook names it on every other page. A link to an anchor the page
-    does not have fails the build."""
-    from tools.mkdocs_hooks import on_post_page
+    """The print page with every id unique, every in-page link landing and
+    its figures lazy; links to pages left out point at the site; the search
+    dialog is named, as the hook names it on every other page. A link to an
+    anchor the page does not have fails the build."""
+    from tools.mkdocs_hooks import LAZY_IMAGE, on_post_page
 
     text = on_post_page(text, None, None)
+    # Lazy figures, as on the chapter pages: print-site made them eager, so a
+    # phone fetched 65 figures (1.4 MB) before the page settled. Chromium
+    # loads lazy figures to print; print_pdf makes them eager and waits anyway.
+    text = LAZY_IMAGE.sub('<img loading="lazy" ', text)
     start = text.index('<div id="print-site-page"')
     # print-site closes its pages with </div><style> (their headings' styles).
     end = text.find(BOOK_END, start)
