@@ -116,7 +116,7 @@ def part_rounds(cnn, name, part):
 def test_the_changed_convolutions_take_less_of_the_time_than_of_the_work(cnn, claim):
     """The prose: the two changed convolutions do most of the standard
     network's multiply-adds but take a smaller share of its layers' time, and
-    in the summary, most of the separable network's time goes to the layers
+    in the summary, most of the separable forward pass's time goes to the layers
     the change did not touch; the words for the max pools against them are
     the recorded verdict. The time shares are the machine's: on two machines
     of one kind the standard share was 46 % and 47 %, so the claims compare
