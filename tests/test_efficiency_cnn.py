@@ -198,11 +198,30 @@ def test_the_whole_pass_against_its_parts(cnn, claim):
     verdict = cnn["pass_vs_parts"]
     assert verdict == compare(ratio, se, words)
     state(claim, f"the whole pass took {verdict}", verdict, ratio, se)
+    # The note weighs a gap against how far the layers both networks share
+    # differed between them: the same layers, so only the timing's drift.
+    drift = max(
+        abs(
+            math.log(
+                speed_ratio(
+                    part_rounds(cnn, "standard", p), part_rounds(cnn, "separable", p)
+                )[0]
+            )
+        )
+        for p in ("first_conv", "pool")
+    )
+    note = cnn["pass_gap_note"]
+    if verdict == words[1]:
+        assert note == ""
+    elif abs(math.log(ratio)) <= drift:
+        assert "no more than the layers the two networks share" in note
+    else:
+        assert "by more than the layers the two networks share" in note
 
 
-def test_the_pools_move_numbers_slower_than_a_copy(cnn, results):
-    """The prose: the max pools read their numbers far slower than the
-    benchmark's copy moved them (a sanity check, not a claim with noise:
-    the two were timed in different snippets)."""
-    copy_per_ns = results["efficiency_speed"]["copy_numbers_per_ns"]
-    assert cnn["pool_numbers_per_ns"] < copy_per_ns / 4
+def test_the_pools_read_numbers_slower_than_a_copy(cnn, results):
+    """The prose: the max pools read their numbers slower than the
+    benchmark's copy read them (a sanity check, not a claim with noise: the
+    two were timed in different snippets, hence the margin of 1.5 times)."""
+    copy_per_ns = results["efficiency_speed"]["copy_numbers_read_per_ns"]
+    assert cnn["pool_numbers_per_ns"] < copy_per_ns / 1.5
