@@ -341,8 +341,14 @@ for row, name in enumerate(names):
     left = 0.0
     for p, colour in zip(PARTS, colours):
         width = ms[name][p]
-        ax.barh(
-            row, width, left=left, color=colour, label=p if row == 0 else None
+        ax.barh(  # thin outlines: the palest part stays visible on white
+            row,
+            width,
+            left=left,
+            color=colour,
+            edgecolor="0.35",
+            linewidth=0.6,
+            label=p if row == 0 else None,
         )
         if width > 0.08 * sum(ms["standard"].values()):  # room for the number
             ax.text(
@@ -355,6 +361,9 @@ for row, name in enumerate(names):
                 color="white" if colour == "0.45" else "black",
             )
         left += width
+    whole_ms = float(np.median(whole[name])) * 1e3
+    ax.plot([whole_ms] * 2, [row - 0.45, row + 0.45], color="black", lw=2)
+ax.plot([], [], color="black", lw=2, label="whole pass")  # for the legend
 ax.set_yticks([0, 1], names)
 ax.invert_yaxis()  # standard on top
 ax.set(xlabel="milliseconds per pass over the test set, by part (CPU time)")

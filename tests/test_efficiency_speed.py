@@ -131,6 +131,18 @@ def test_the_depthwise_part_is_slow_per_flop(speed, claim):
         )
     C = speed["largest"]
     found = times(speed, C)
+    at = speed["channels"].index(C)
+    flops = {name: speed[f"mflop_{name}"][at] for name in ("standard", "depthwise")}
+    slowdown, se = speed_ratio(
+        found["depthwise_cl"] / flops["depthwise"],
+        found["standard_cl"] / flops["standard"],
+    )
+    assert slowdown == pytest.approx(speed["c256_depthwise_slowdown_cl"])
+    claim.exceeds(
+        "depthwise at 256 in channels-last: still over twice slower per FLOP (log)",
+        effect=np.log(slowdown / 2),
+        uncertainty=se,
+    )
     assert speed["c256_depthwise_flop_share"] == pytest.approx(9 / (9 + 256))
     share, se = speed_ratio(found["depthwise"], found["separable"])
     claim.exceeds(
