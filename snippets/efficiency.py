@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from skimage import data as sample_images
 from skimage.color import rgb2gray
 from torch import nn
@@ -125,11 +125,13 @@ def draw_connections(ax, conv, title):
     C_out, C_in, k = K.shape[0], K.shape[1], K.shape[2]
     cell = 4  # pixels per cell: a 3 × 3 kernel and a gap
     grid = np.full((C_out * cell, C_in * cell), np.nan)
+    corners = []  # of each kernel drawn, to outline it
     for o in range(C_out):
         for c in range(C_in):
             if np.any(K[o, c]):
                 top, left = o * cell + (3 - k) // 2, c * cell + (3 - k) // 2
                 grid[top : top + k, left : left + k] = K[o, c]
+                corners.append((left - 0.5, top - 0.5))
     absent = np.full_like(grid, np.nan)  # light grey where no kernel is
     for o in range(C_out):
         for c in range(C_in):
@@ -138,6 +140,10 @@ def draw_connections(ax, conv, title):
     ax.imshow(absent, cmap=ListedColormap(["0.85"]))
     limit = np.nanmax(np.abs(grid))
     shown = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit)
+    for corner in corners:  # a weight near zero is white: the outline shows it
+        ax.add_patch(
+            Rectangle(corner, k, k, fill=False, edgecolor="0.6", lw=0.5)
+        )
     ax.set_xticks(np.arange(C_in) * cell + 1, np.arange(1, C_in + 1))
     ax.set_yticks(np.arange(C_out) * cell + 1, np.arange(1, C_out + 1))
     ax.tick_params(length=0, labelsize=10)

@@ -573,7 +573,7 @@ for name, shift in [("grouped", 0.96), ("separable", 1.04)]:
         marker=marker,
         label=f"{label}: less time",
     )
-ax.axhline(1, color="0.5", ls=":", lw=1)
+ax.axhline(1, color="0.5", ls=":", lw=1, label="no saving")
 ax.set_xscale("log", base=2)
 ax.set_xticks(CHANNELS, [str(C) for C in CHANNELS])
 ax.minorticks_off()
