@@ -471,8 +471,8 @@ def train_steps(net, data, num_steps, seed):
     each step's training loss, first-layer gradient length and how far the
     first layer's weights have moved from their start."""
     generator = torch.Generator().manual_seed(seed)
-    # foreach: Adam's update for all 66 weight tensors at once, not one by
-    # one (the same arithmetic; a fifth of a step's time at this size).
+    # foreach: Adam's update for all the weight tensors at once, not one by
+    # one (the same arithmetic, with less Python per step).
     optimizer = torch.optim.Adam(
         net.parameters(), lr=PROTOCOL["lr"], foreach=True
     )

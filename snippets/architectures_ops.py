@@ -606,11 +606,11 @@ def lenet_mini():
 
 
 def alexnet_mini(batch_norm=True):
-    """Chapter 9. AlexNet's pattern with about a twelfth of its channels:
-    a large strided first kernel, overlapping pools, three 3 × 3
+    """Chapter 9. AlexNet's pattern with a twelfth to a sixteenth of its
+    channels: a large strided first kernel, overlapping pools, three 3 × 3
     convolutions in a row, two hidden linear layers with dropout. Batch
     normalisation (by default) takes the place of response normalisation.
-    Weights stored channels-last: it trains about a quarter faster so."""
+    Weights stored channels-last, as SmallCNN's (chapter 4)."""
     net = AlexNet(
         image_size=24,
         in_channels=1,
@@ -630,7 +630,7 @@ def vgg_mini(batch_norm=True):
     """Chapter 9. VGG's configuration A with a sixteenth of its channels
     and four of its five stages: 24 pixels halve four times, to 1 (the
     last pool, on 3 × 3 maps, reads their top-left 2 × 2 window). Weights
-    stored channels-last: it trains a tenth to a fifth faster so."""
+    stored channels-last, as SmallCNN's (chapter 4)."""
     net = VGG(
         [4, "M", 8, "M", 16, 16, "M", 32, 32, "M"],
         image_size=24,

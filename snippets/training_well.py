@@ -292,10 +292,28 @@ def binomial_se(accuracy, num_images):
     return np.sqrt(accuracy * (1 - accuracy) / num_images)
 
 
+def paired_se(correct_a, correct_b):
+    """The standard error of mean accuracy(a) - mean accuracy(b), runs
+    (rows) scored on the same images (columns): each mean's seed spread, and
+    the sampling error of the per-image difference."""
+    a, b = (
+        np.asarray(correct_a, dtype=float),
+        np.asarray(correct_b, dtype=float),
+    )
+    seeds = a.mean(axis=1).var(ddof=1) / len(a) + b.mean(axis=1).var(
+        ddof=1
+    ) / len(b)
+    per_image = a.mean(axis=0) - b.mean(axis=0)
+    return np.sqrt(seeds + per_image.var(ddof=1) / per_image.size)
+
+
 record(
     val_se=binomial_se(augmented["mean"], len(data.X_val)),
     test_se=binomial_se(np.mean(test_accuracy), len(data.X_test)),
     augmentation_gain=augmented["mean"] - plain["mean"],
+    augmentation_gain_se=paired_se(
+        correct_on_validation(augmented), correct_on_validation(plain)
+    ),
     choice=choice,
     test_mean=np.mean(test_accuracy),
     test_std=np.std(test_accuracy, ddof=1),

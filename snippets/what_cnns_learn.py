@@ -380,7 +380,7 @@ record(
 num_maps = 50  # the first 50 test images (121 squares each): enough
 occlusion = torch.stack(
     [occlusion_map(net, X[i], y[i]) for i in range(num_maps)]
-)  # (100, 24, 24)
+)  # (num_maps, 24, 24)
 occlusion_in_box = share_inside(occlusion, boxes[:num_maps])
 print(f"share of the fall inside the box: {occlusion_in_box.mean():.2f}")
 untrained_maps = torch.stack(

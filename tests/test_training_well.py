@@ -474,10 +474,12 @@ def test_validation_loss_has_not_turned_back_up(part1, claim):
 
 
 def test_augmentation_beats_no_augmentation(part1, claim):
+    se = paired_se(part1["augmented_val_correct"], part1["plain_val_correct"])
+    assert part1["augmentation_gain_se"] == pytest.approx(se)  # the prose's
     claim.exceeds(
         "random shifts raise the validation accuracy",
         part1["augmented_val_mean"] - part1["plain_val_mean"],
-        paired_se(part1["augmented_val_correct"], part1["plain_val_correct"]),
+        se,
     )
 
 
