@@ -296,13 +296,9 @@ def paired_se(correct_a, correct_b):
     """The standard error of mean accuracy(a) - mean accuracy(b), runs
     (rows) scored on the same images (columns): each mean's seed spread, and
     the sampling error of the per-image difference."""
-    a, b = (
-        np.asarray(correct_a, dtype=float),
-        np.asarray(correct_b, dtype=float),
-    )
-    seeds = a.mean(axis=1).var(ddof=1) / len(a) + b.mean(axis=1).var(
-        ddof=1
-    ) / len(b)
+    a = np.asarray(correct_a, dtype=float)
+    b = np.asarray(correct_b, dtype=float)
+    seeds = sum(runs.mean(axis=1).var(ddof=1) / len(runs) for runs in (a, b))
     per_image = a.mean(axis=0) - b.mean(axis=0)
     return np.sqrt(seeds + per_image.var(ddof=1) / per_image.size)
 

@@ -198,18 +198,15 @@ def test_the_whole_pass_against_its_parts(cnn, claim):
     verdict = cnn["pass_vs_parts"]
     assert verdict == compare(ratio, se, words)
     state(claim, f"the whole pass took {verdict}", verdict, ratio, se)
+
     # The note weighs a gap against how far the layers both networks share
     # differed between them: the same layers, so only the timing's drift.
-    drift = max(
-        abs(
-            math.log(
-                speed_ratio(
-                    part_rounds(cnn, "standard", p), part_rounds(cnn, "separable", p)
-                )[0]
-            )
-        )
-        for p in ("first_conv", "pool")
-    )
+    def shared(part):
+        return speed_ratio(
+            part_rounds(cnn, "standard", part), part_rounds(cnn, "separable", part)
+        )[0]
+
+    drift = max(abs(math.log(shared(part))) for part in ("first_conv", "pool"))
     note = cnn["pass_gap_note"]
     if verdict == words[1]:
         assert note == ""
