@@ -182,11 +182,28 @@ def work_unit(nodeid):
     return file
 
 
-def pages_last(units):
+def page_bytes(unit_name):
+    """The size of a page unit's HTML: its visit's cost grows with it."""
+    from tools.site_server import SITE
+
+    path = unit_name.removeprefix("page ")
+    html = SITE / path if path.endswith(".html") else SITE / path / "index.html"
+    return html.stat().st_size if html.exists() else 0
+
+
+def pages_last(units, weight=page_bytes):
     """Work units (name, tests) in the order workers take them: test files
     first, those with most tests first, then the pages, many and alike, which
-    even out the workers' ends (a long file started last leaves the other idle)."""
-    return sorted(units, key=lambda unit: (unit[0].startswith("page "), -len(unit[1])))
+    even out the workers' ends (a long file started last leaves the other
+    idle); the heaviest pages first, so that none is left to the end alone."""
+
+    def order(unit):
+        name, tests = unit
+        if name.startswith("page "):
+            return (True, -weight(name))
+        return (False, -len(tests))
+
+    return sorted(units, key=order)
 
 
 def pytest_xdist_make_scheduler(config, log):

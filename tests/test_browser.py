@@ -448,18 +448,31 @@ def test_a_page_s_tests_go_to_one_worker_together():
     assert work_unit("tests/test_browser.py::test_dark_mode") == "tests/test_browser.py"
 
 
-def test_pages_are_handed_out_after_the_test_files():
+def test_pages_are_handed_out_after_the_test_files_heaviest_first():
     from conftest import pages_last
 
     units = [
         ("page 04-layers/", ["a", "b", "c"]),
         ("tests/test_claims.py", ["a"]),
-        ("page ", ["a", "b"]),
+        ("page print_page/", ["a", "b"]),
         ("tests/test_runner.py", ["a", "b"]),
+        ("page ", ["a", "b"]),
     ]
-    assert [name for name, _ in pages_last(units)] == [
+    sizes = {"page 04-layers/": 250_000, "page print_page/": 1_600_000, "page ": 45_000}
+    assert [name for name, _ in pages_last(units, weight=sizes.get)] == [
         "tests/test_runner.py",
         "tests/test_claims.py",
+        "page print_page/",
         "page 04-layers/",
         "page ",
     ]
+
+
+def test_a_page_s_weight_is_its_html_s_size():
+    from conftest import page_bytes
+
+    if not (SITE / "404.html").exists():
+        pytest.skip("site/ is not built")
+    assert page_bytes("page 404.html") == (SITE / "404.html").stat().st_size
+    assert page_bytes("page ") == (SITE / "index.html").stat().st_size
+    assert page_bytes("page no-such-page/") == 0

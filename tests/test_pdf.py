@@ -1,7 +1,7 @@
 """The whole book as one PDF (`make pdf`, tools/pdf.py) and the one-page book
 (print_page/) it is printed from.
 
-The PDF is read as text (poppler's pdftotext where installed, else pypdf) and
+The PDF is read as text by PDFium (pypdfium2: Chromium's own PDF engine) and
 checked against the built chapter pages: every chapter's title, in order;
 every figure caption's first words and its "Figure N.k" number where the
 caption carries one; every code block; each figure's own text (a figure
@@ -13,7 +13,6 @@ and CI check the PDF without building it twice.
 
 import html
 import re
-import shutil
 import subprocess
 import sys
 import unicodedata
@@ -63,7 +62,7 @@ def chapter(page):
             captions.append(" ".join(words[:6]))
     code = []
     for block in CODE_BLOCK.findall(article):
-        # Its longest line but for a comment, which pdftotext may move away.
+        # Its longest line but for a comment, which the PDF's text may move away.
         lines = [line.split("  #")[0].strip() for line in plain(block).splitlines()]
         line = max((x for x in lines if not x.startswith("#")), key=len, default="")
         if line:
@@ -130,25 +129,23 @@ def problems(pages, chapters):
 
 def footer_last(text, number):
     """A page's text with its footer, the page number, last: Chromium 156.0.8078.114
-    draws the footer first, and pypdf reads in drawing order."""
+    draws the footer first, and PDFium reads in drawing order."""
     first, newline, rest = text.partition("\n")
     return f"{rest}\n{first}" if newline and first.strip() == str(number) else text
 
 
 def page_texts(path):
-    """The text of each page of the PDF at path."""
-    if shutil.which("pdftotext"):
-        out = subprocess.run(
-            ["pdftotext", "-enc", "UTF-8", str(path), "-"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        texts = out.split("\f")[: -1 if out.endswith("\f") else None]
-    else:
-        from pypdf import PdfReader
+    """The text of each page of the PDF at path (PDFium ends its lines with CRLF)."""
+    import pypdfium2
 
-        texts = [page.extract_text() for page in PdfReader(path).pages]
+    document = pypdfium2.PdfDocument(path)
+    try:
+        texts = [
+            page.get_textpage().get_text_bounded().replace("\r\n", "\n")
+            for page in document
+        ]
+    finally:
+        document.close()
     return [footer_last(text, n) for n, text in enumerate(texts, start=1)]
 
 
@@ -226,7 +223,7 @@ def test_a_footer_read_first_is_moved_last():
 def test_pages_are_numbered_after_the_title_page(pages):
     assert len(pages) > 10 * len(CHAPTER_PAGES) // 2, "too few pages for the book"
 
-    def numbered(number):  # pdftotext may put the footer before a figure's text
+    def numbered(number):  # the footer may come before a figure's text
         return re.search(rf"^{number}$", pages[number - 1], re.MULTILINE)
 
     unnumbered = [n for n in range(2, len(pages) + 1) if not numbered(n)]
@@ -266,14 +263,10 @@ def contents_problems(pages, chapters):
 
 
 def test_the_pdf_opens_with_title_contents_and_bookmarks(book_pdf, pages, chapters):
-    from pypdf import PdfReader
-
     assert "Learned Kernels" in pages[0]
     assert squash(pages[1]).startswith("Contents")
-    reader = PdfReader(book_pdf)
-    bookmarks = [
-        squash(item.title) for item in reader.outline if not isinstance(item, list)
-    ]
+    outline = book_pdf_tool.bookmarks(book_pdf.read_bytes())
+    bookmarks = [squash(mark["title"]) for mark in outline]
     for part in chapters:
         assert squash(part["title"]) in bookmarks, f"no bookmark for {part['title']}"
 

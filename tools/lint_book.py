@@ -61,6 +61,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -887,24 +888,39 @@ def _format_problems(diff: str):
             line += 1
 
 
-BOOK_RULES = (
-    check_includes,
-    check_snippets_used,
-    check_snippets_tested,
-    check_figures,
-    check_numbers,
-    check_typed_references,
-    check_nav,
-    check_skeleton,
-    check_placeholders,
-    check_values_as_list_markers,
-)
+# Each rule's name, as its problems carry it.
+BOOK_RULES = {
+    "includes": check_includes,
+    "snippet-used": check_snippets_used,
+    "snippet-tested": check_snippets_tested,
+    "figures": check_figures,
+    "numbers": check_numbers,
+    "references": check_typed_references,
+    "nav": check_nav,
+    "skeleton": check_skeleton,
+    "placeholders": check_placeholders,
+    "list-markers": check_values_as_list_markers,
+}
 
 
-def lint(root: Path = ROOT, tools: bool = True, strict: bool = False) -> list[Problem]:
+def lint(
+    root: Path = ROOT,
+    tools: bool = True,
+    strict: bool = False,
+    only: Iterable[str] | None = None,
+) -> list[Problem]:
+    """The problems of the book at root: of every rule (ruff and codespell
+    too if `tools`), or of the rules named in `only`."""
+    rules = BOOK_RULES | ({"tools": check_tools} if tools else {})
+    if only is not None:
+        unknown = sorted(set(only) - rules.keys())
+        if unknown:
+            raise ValueError(
+                f"no lint rule {', '.join(unknown)}: the rules are {', '.join(rules)}"
+            )
+        rules = {name: rules[name] for name in only}
     book = Book(root)
-    rules = BOOK_RULES + ((check_tools,) if tools else ())
-    problems = sorted({p for rule in rules for p in rule(book)})
+    problems = sorted({p for rule in rules.values() for p in rule(book)})
     if strict:
         problems = [
             Problem(p.path, p.line, p.message, p.rule) if p.warning else p

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import io
 import re
 import sys
 import time
@@ -236,21 +235,26 @@ def _squash(text):
 def bookmarks(pdf: bytes) -> list[dict]:
     """The PDF's outline as a tree: each bookmark's title, the number of the
     page it opens (counted from 1, as the pages are numbered) and children."""
-    from pypdf import PdfReader
+    import pypdfium2
 
-    reader = PdfReader(io.BytesIO(pdf))
-
-    def tree(items):
-        nodes = []
-        for item in items:
-            if isinstance(item, list):  # the children of the bookmark before
-                nodes[-1]["children"] = tree(item)
-            else:
-                page = reader.get_destination_page_number(item) + 1
-                nodes.append({"title": item.title, "page": page, "children": []})
-        return nodes
-
-    return tree(reader.outline)
+    document = pypdfium2.PdfDocument(pdf)
+    roots, open_marks = [], []  # open_marks: the bookmark of each level above
+    try:
+        for mark in document.get_toc():
+            destination = mark.get_dest()
+            if destination is None:
+                raise SystemExit(f"the PDF's bookmark {mark.get_title()!r} has no page")
+            node = {
+                "title": mark.get_title(),
+                "page": destination.get_index() + 1,
+                "children": [],
+            }
+            del open_marks[mark.level :]
+            (open_marks[-1]["children"] if open_marks else roots).append(node)
+            open_marks.append(node)
+    finally:
+        document.close()
+    return roots
 
 
 def contents_pages(outline: list[dict], entries: list[dict]) -> list[int]:
@@ -354,14 +358,16 @@ def print_pdf(target: Path, site: Path = SITE) -> dict:
 def link_pdf(index_html: str, pdf: Path) -> str:
     """The landing page with its paragraph about the print view turned into a
     download link for pdf (its page count and size said)."""
-    from pypdf import PdfReader
+    import pypdfium2
 
     if not PDF_PARAGRAPH.search(index_html):
         raise SystemExit(
             'the landing page has no <p class="book-download book-pdf" '
             'id="book-pdf">: docs/index.md lost the paragraph `make pdf` links'
         )
-    pages = len(PdfReader(pdf).pages)
+    document = pypdfium2.PdfDocument(pdf)
+    pages = len(document)
+    document.close()
     size = pdf.stat().st_size / 1e6
     icon = (MATERIAL_ICONS / "material" / "download.svg").read_text(encoding="utf-8")
     paragraph = (
