@@ -444,8 +444,8 @@ fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for kind, colour in [("plain", "tab:orange"), ("residual", "tab:purple")]:
     values = np.array(norms[kind])
     ax.plot(layers, values.mean(axis=1), marker="o", color=colour, label=kind)
-    for seed_values in values.T:  # each initialisation, faint
-        ax.scatter(layers, seed_values, color=colour, alpha=0.3, s=12)
+    for seed_values in values.T:  # each initialisation, small
+        ax.scatter(layers, seed_values, color=colour, alpha=0.45, s=14)
 ax.set_xscale("log", base=2)
 ax.set_yscale("log")
 ax.set_xticks(layers, [str(n) for n in layers])
@@ -599,12 +599,12 @@ for kind, colour, line in [
     losses = np.array([r[0] for r in runs[kind]])
     gradients = np.array([r[1] for r in runs[kind]])
     for run in losses:
-        loss_ax.plot(steps, run, color=colour, alpha=0.25, lw=0.8)
+        loss_ax.plot(steps, run, color=colour, alpha=0.45, lw=0.9)
     loss_ax.plot(
         steps, losses.mean(axis=0), color=colour, ls=line, lw=2, label=kind
     )
     for run in gradients:
-        gradient_ax.plot(steps, run, color=colour, alpha=0.25, lw=0.8)
+        gradient_ax.plot(steps, run, color=colour, alpha=0.45, lw=0.9)
     gradient_ax.plot(
         steps, gradients.mean(axis=0), color=colour, ls=line, lw=2, label=kind
     )

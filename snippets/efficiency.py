@@ -265,11 +265,12 @@ record(
 # %%
 # --8<-- [start:saving]
 channels = [4, 8, 16, 32, 64, 128, 256, 512]
+groups = 4  # not the table's 8: four channels cannot be split into eight
 saving = {}  # how many times fewer multiply-adds than the standard layer
 for C in channels:
     X = torch.randn(1, C, 8, 8)
     standard = count_mult_adds(nn.Conv2d(C, C, 3, padding=1), X)
-    grouped = count_mult_adds(nn.Conv2d(C, C, 3, padding=1, groups=4), X)
+    grouped = count_mult_adds(nn.Conv2d(C, C, 3, padding=1, groups=groups), X)
     separable = count_mult_adds(SeparableConv2d(C, C, 3, padding=1), X)
     saving[C] = {
         "grouped": standard / grouped,
@@ -278,11 +279,13 @@ for C in channels:
     formula = 1 / (1 / C + 1 / 9)  # 1 / (1 / C_out + 1 / k²)
     print(
         f"{C:>3} channels: separable {standard / separable:.2f}, "
-        f"formula {formula:.2f}; 4 groups {standard / grouped:.2f}"
+        f"formula {formula:.2f}; {groups} groups {standard / grouped:.2f}"
     )
 # --8<-- [end:saving]
 record(
     saving_channels=channels,
+    saving_groups=groups,
+    saving_narrowest=channels[0],
     saving_separable=[saving[C]["separable"] for C in channels],
     saving_grouped=[saving[C]["grouped"] for C in channels],
     saving_formula=[1 / (1 / C + 1 / 9) for C in channels],
@@ -304,7 +307,7 @@ ax.plot(
     [saving[C]["grouped"] for C in channels],
     "s",
     color="tab:orange",
-    label="4 groups, counted",
+    label=f"{groups} groups, counted",
 )
 ax.axhline(9, color="0.5", ls=":", label="limit: k² = 9")
 ax.set_xscale("log", base=2)

@@ -758,8 +758,9 @@ def log_gradients(resnet, kind):
 def test_plain_gradients_grow_with_depth_residual_ones_do_not(results, claim):
     """The chapter: from the shallowest to the deepest stack, the plain
     stack's first-layer gradient at initialisation grows, far more than the
-    residual stack's; at the deepest, plain is far above residual. On log10
-    of the gradient, with the seed spread of each mean."""
+    residual stack's; at the deepest, plain is far above residual, at the
+    shallowest below it. On log10 of the gradient, with the seed spread of
+    each mean."""
     resnet = results["architectures"]
     plain, residual = log_gradients(resnet, "plain"), log_gradients(resnet, "residual")
     plain_growth = plain[-1].mean() - plain[0].mean()
@@ -787,6 +788,11 @@ def test_plain_gradients_grow_with_depth_residual_ones_do_not(results, claim):
         effect=plain[-1].mean() - residual[-1].mean(),
         uncertainty=math.hypot(se_of_mean(plain[-1]), se_of_mean(residual[-1])),
         z=3,  # "far"
+    )
+    claim.exceeds(
+        "shallowest residual gradient above shallowest plain (log10)",
+        effect=residual[0].mean() - plain[0].mean(),
+        uncertainty=math.hypot(se_of_mean(residual[0]), se_of_mean(plain[0])),
     )
     assert resnet["plain_gradient_growth"] == pytest.approx(
         np.mean(10 ** plain[-1]) / np.mean(10 ** plain[0])
