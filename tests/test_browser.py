@@ -8,6 +8,7 @@ pytest-xdist, conftest.py keeps a page's tests in one worker, so that each
 page is visited once. Screenshots to look at: `make screenshots`.
 """
 
+import html
 import json
 import os
 import re
@@ -81,6 +82,18 @@ INSPECT = """async () => {
           scrollWidth: document.documentElement.scrollWidth};
 }"""
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\[|\\(frac|sum|mathbf|times|cdot)\b|\$[^$\s]+\$")
+# Code's coloured words, a span per token, are a third of a page's elements and
+# half of the time axe's colour rules take. A word's colours follow from its
+# token class, the scheme and the kind of block (Material's code block, or a
+# notebook's cell), not from the page: the visits' colour rules leave the
+# blocks to test_every_code_colour_has_contrast_in_both_schemes, which checks
+# a word of every class the site's code uses, in both kinds of block and both
+# schemes. Every other rule still runs on the blocks.
+CODE_BLOCKS = {
+    "chapter": ("04-layers/", "div.highlight > pre > code"),
+    "notebook": ("snippets/layers/layers/", ".highlight-ipynb > pre"),
+}
+CODE_SELECTORS = [selector for _, selector in CODE_BLOCKS.values()]
 # Material's palette: the input of the scheme chosen for readers who prefer dark.
 DARK_PALETTE = "input[data-md-color-media='(prefers-color-scheme: dark)']"
 # After one frame, at the new width: Material's resize handlers have run.
@@ -133,13 +146,10 @@ def visit(browser, base, path):
     record.update(page.evaluate(INSPECT))  # also loads the lazy images
     finish_requests(page, in_flight)
     lay_out_everything(page)
-    exclude = COLOURS_CHECKED_ON_THEIR_PAGES.get(path, [])
+    exclude = COLOURS_CHECKED_ON_THEIR_PAGES.get(path, []) + CODE_SELECTORS
     if AXE.exists():
-        if exclude:
-            record["axe"] = run_axe(page, skip=COLOUR_RULES)
-            record["axe"] += run_axe(page, only=COLOUR_RULES, exclude=exclude)
-        else:
-            record["axe"] = run_axe(page)
+        record["axe"] = run_axe(page, skip=COLOUR_RULES)
+        record["axe"] += run_axe(page, only=COLOUR_RULES, exclude=exclude)
     # Seconds after the load: whatever the page fetches by itself (the search
     # index too) has been asked for, and counts in its weight.
     finish_requests(page, in_flight)
@@ -160,18 +170,14 @@ def visit(browser, base, path):
         page.goto(base + path, wait_until="load")
         lay_out_everything(page)
         assert_dark(page, path)
-        record["axe"] += run_axe(page, "dark: ")
+        record["axe"] += run_axe(page, "dark: ", skip=COLOUR_RULES)
+        record["axe"] += run_axe(page, "dark: ", only=COLOUR_RULES, exclude=exclude)
     elif AXE.exists():
         # On the same page: the palette toggle gives the page that a dark load
         # gives (every element's computed colours were found equal), without
         # loading it again. (Material keeps the palette it chose at load when
         # the preference changes, so emulating it alone changes nothing.)
-        page.emulate_media(color_scheme="dark")
-        page.eval_on_selector(DARK_PALETTE, "(input) => input.click()")
-        page.wait_for_function(
-            """() => !document.body.hasAttribute("data-md-color-switching") &&
-                 !document.getAnimations().some((a) => a instanceof CSSTransition)"""
-        )
+        switch_to_dark(page)
         assert_dark(page, path)
         record["axe"] += run_axe(page, "dark: ", only=COLOUR_RULES, exclude=exclude)
     # At phone width: the same page resized. Material lays the page out from
@@ -191,6 +197,15 @@ def visit(browser, base, path):
     record["phone"]["failed"] = record["failed"][failed_seen:]
     context.close()
     return record
+
+
+def switch_to_dark(page):
+    page.emulate_media(color_scheme="dark")
+    page.eval_on_selector(DARK_PALETTE, "(input) => input.click()")
+    page.wait_for_function(
+        """() => !document.body.hasAttribute("data-md-color-switching") &&
+             !document.getAnimations().some((a) => a instanceof CSSTransition)"""
+    )
 
 
 def assert_dark(page, path):
@@ -221,17 +236,24 @@ def finish_requests(page, in_flight, timeout_s=30):
         page.wait_for_timeout(20)  # Playwright delivers the page's events meanwhile
 
 
-def run_axe(page, prefix="", only=None, skip=(), exclude=()):
+def run_axe(page, prefix="", only=None, skip=(), exclude=(), include=None):
     """axe-core's violations on the page, injected from node_modules (no CDN):
     of every rule it runs by default, or of the rules named in `only`, less
-    those in `skip`; on the whole page less the elements `exclude` selects."""
-    page.add_script_tag(path=str(AXE))
+    those in `skip`; on the whole page less the elements `exclude` selects
+    (where `include` is given: on the elements it selects, less those).
+    axe is injected once per page (its 0.3 s parse is a tenth of a visit)."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
     options = {"resultTypes": ["violations"]}
     if only is not None:
         options["runOnly"] = {"type": "rule", "values": only}
     if skip:
         options["rules"] = {rule: {"enabled": False} for rule in skip}
-    context = {"exclude": [[selector] for selector in exclude]} if exclude else None
+    context = None
+    if exclude or include:
+        context = {"exclude": [[selector] for selector in exclude]}
+        if include:
+            context["include"] = [[include]]
     violations = page.evaluate(
         """async ([context, options]) =>
              (await axe.run(context ?? document, options))
@@ -308,6 +330,75 @@ def test_no_serious_accessibility_violations(visits, path):
     require_axe()
     serious = [v for v in visits(path)["axe"] if v["impact"] in {"serious", "critical"}]
     assert serious == [], f"{path}: {json.dumps(serious, indent=1)}"
+
+
+def code_words(kind):
+    """A word of each token class in the site's code blocks of a kind: the
+    first the site has, since axe treats words as their text asks (it skips
+    punctuation alone, for one)."""
+    opening = {
+        "chapter": r'<div class="highlight">',
+        "notebook": r'<div[^>]*\bclass="highlight-ipynb[^"]*"[^>]*>',
+    }[kind]
+    words = {}
+    for page in sorted(SITE.rglob("*.html")):
+        for block in re.findall(opening + "(.*?)</pre>", page.read_text(), re.DOTALL):
+            for name, text in re.findall(
+                r'<span class="([^"]+)">([^<]*)</span>', block
+            ):
+                words.setdefault(name, html.unescape(text))
+    return words
+
+
+# A word of every token class, a line each, in place of a block's code; then
+# what axe's contrast rule finds in that block.
+SAMPLE_CODE = """([selector, words]) => {
+  const block = document.querySelector(selector);
+  block.dataset.codeSample = "";
+  block.replaceChildren(
+    ...Object.entries(words).flatMap(([name, text]) => {
+      const word = document.createElement("span");
+      word.className = name;
+      word.textContent = text;
+      return [word, "\\n"];
+    }));
+}"""
+CONTRAST_IN = """async (selector) => {
+  const result = await axe.run({include: [[selector]]},
+    {runOnly: {type: "rule", values: ["color-contrast"]}});
+  const nodes = (type) =>
+    result[type].flatMap((rule) => rule.nodes.map((node) => node.target.join(" ")));
+  return {violations: nodes("violations"), incomplete: nodes("incomplete"),
+          passes: nodes("passes").length};
+}"""
+
+
+@pytest.mark.parametrize("kind", CODE_BLOCKS)
+def test_every_code_colour_has_contrast_in_both_schemes(browser, site_server, kind):
+    """What the visits leave out: every token class of the site's code, in
+    the first block of a page with that kind of block, light and dark."""
+    require_axe()
+    path, selector = CODE_BLOCKS[kind]
+    words = code_words(kind)
+    assert len(words) >= 10, f"{kind} code: token classes {sorted(words)}"
+    readable = [name for name, text in words.items() if re.search(r"\w", text)]
+    context = browser.new_context(viewport=DEVICES["desktop"], color_scheme="light")
+    page = context.new_page()
+    page.goto(site_server.url + path, wait_until="load")
+    lay_out_everything(page)
+    page.evaluate(SAMPLE_CODE, [selector, words])
+    assert page.locator(selector).first.is_visible(), f"{path}: {selector} hidden"
+    page.add_script_tag(path=str(AXE))
+    light = page.evaluate(CONTRAST_IN, "[data-code-sample]")
+    switch_to_dark(page)
+    assert_dark(page, path)
+    dark = page.evaluate(CONTRAST_IN, "[data-code-sample]")
+    context.close()
+    for scheme, found in [("light", light), ("dark", dark)]:
+        assert found["violations"] == [] and found["incomplete"] == [], (
+            f"{kind} code, {scheme}: {found}"
+        )
+        assert found["passes"] == len(readable), f"{kind} code, {scheme}: {found}"
 
 
 @pytest.mark.parametrize("path", [p for p in PAGES if CHAPTER.match(p)])
