@@ -445,7 +445,9 @@ for kind, colour in [("plain", "tab:orange"), ("residual", "tab:purple")]:
     values = np.array(norms[kind])
     ax.plot(layers, values.mean(axis=1), marker="o", color=colour, label=kind)
     for seed_values in values.T:  # each initialisation, small
-        ax.scatter(layers, seed_values, color=colour, alpha=0.45, s=14)
+        ax.scatter(
+            layers, seed_values, color=colour, alpha=0.45, s=14, zorder=3
+        )
 ax.set_xscale("log", base=2)
 ax.set_yscale("log")
 ax.set_xticks(layers, [str(n) for n in layers])

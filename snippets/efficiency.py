@@ -294,7 +294,12 @@ record(
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
 fine = np.geomspace(channels[0], channels[-1], 200)
-ax.plot(fine, 1 / (1 / fine + 1 / 9), color="tab:green", label="formula")
+ax.plot(
+    fine,
+    1 / (1 / fine + 1 / 9),
+    color="tab:green",
+    label="depthwise-separable, formula",
+)
 ax.plot(
     channels,
     [saving[C]["separable"] for C in channels],
