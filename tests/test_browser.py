@@ -236,11 +236,10 @@ def finish_requests(page, in_flight, timeout_s=30):
         page.wait_for_timeout(20)  # Playwright delivers the page's events meanwhile
 
 
-def run_axe(page, prefix="", only=None, skip=(), exclude=(), include=None):
+def run_axe(page, prefix="", only=None, skip=(), exclude=()):
     """axe-core's violations on the page, injected from node_modules (no CDN):
     of every rule it runs by default, or of the rules named in `only`, less
-    those in `skip`; on the whole page less the elements `exclude` selects
-    (where `include` is given: on the elements it selects, less those).
+    those in `skip`; on the whole page less the elements `exclude` selects.
     axe is injected once per page (its 0.3 s parse is a tenth of a visit)."""
     if not page.evaluate("typeof axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
@@ -249,11 +248,7 @@ def run_axe(page, prefix="", only=None, skip=(), exclude=(), include=None):
         options["runOnly"] = {"type": "rule", "values": only}
     if skip:
         options["rules"] = {rule: {"enabled": False} for rule in skip}
-    context = None
-    if exclude or include:
-        context = {"exclude": [[selector] for selector in exclude]}
-        if include:
-            context["include"] = [[include]]
+    context = {"exclude": [[selector] for selector in exclude]} if exclude else None
     violations = page.evaluate(
         """async ([context, options]) =>
              (await axe.run(context ?? document, options))
