@@ -295,11 +295,11 @@ bar.set_label("mean |d unit / d pixel|", fontsize=9)
 save_figure(fig, "trained_field")
 
 # %%
-# The first two runs, for the live CNN page's notebook (live_cnn), which
-# would otherwise train them again: each with its untrained start, rebuilt
+# The runs, for the notebooks that would otherwise train them again (the
+# live CNN page's and chapter 8's): each with its untrained start, rebuilt
 # as run_trials built it.
 runs = {}
-for seed, trained in zip(PROTOCOL["seeds"][:2], nets):
+for seed, trained in zip(PROTOCOL["seeds"], nets, strict=True):
     torch.manual_seed(seed)
     runs[seed] = (SmallCNN(image_size=24), trained)
 save_runs(output_dir() / RUNS_FILE, data, PROTOCOL, runs)

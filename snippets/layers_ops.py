@@ -1,14 +1,16 @@
 """Chapter 4's trained networks, kept for another notebook of the same build.
 
-layers_cnn trains SmallCNN from the protocol's seeds, and the live CNN page's
-notebook (live_cnn) needs the first two of those runs again. `save_runs`
-writes them next to layers_cnn's outputs; `load_runs` gives them back only if
+layers_cnn trains SmallCNN from the protocol's seeds, and three notebooks need
+those runs again: the live CNN page's (live_cnn) the first two, chapter 8's
+(what_cnns_learn, what_cnns_learn_seeds) all three. `save_runs` writes them
+next to layers_cnn's outputs; `load_runs` gives them back only if
 they are exactly what training would give where it runs: the same book.py
 (its training code and SmallCNN), PyTorch, seed offset, protocol, training
 images and starting weights. Otherwise (a notebook run on its own, or
 chapter 4's run not finished yet) it returns None, and the caller trains.
 """
 
+import copy
 import hashlib
 import os
 from pathlib import Path
@@ -36,7 +38,10 @@ def fingerprint(data, protocol):
 
 def save_runs(path, data, protocol, runs):
     """Write runs, {seed: (untrained net, the same net trained)}, trained
-    by book.run_trials on data under protocol."""
+    by book.run_trials on data under protocol. Written whole or not at all:
+    another notebook of the build may be reading the file meanwhile."""
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.partial")
     torch.save(
         {
             "fingerprint": fingerprint(data, protocol),
@@ -49,8 +54,9 @@ def save_runs(path, data, protocol, runs):
                 for seed, (untrained, trained) in runs.items()
             },
         },
-        path,
+        partial,
     )
+    partial.replace(path)
 
 
 def _same(a, b):
@@ -82,3 +88,25 @@ def load_runs(path, make_net, data, protocol):
         net.load_state_dict(run["trained"])
         nets.append(net)
     return nets
+
+
+def chapter_4_runs(make_net, data, protocol):
+    """The runs that run_trials(make_net, data, protocol) trains, as {seed:
+    (untrained net, trained net)}, and whether they were loaded: from
+    layers_cnn's outputs where they are exactly these runs, else trained."""
+    untrained, trained = [], []
+
+    def tracked():
+        net = make_net()
+        untrained.append(copy.deepcopy(net))  # before any training
+        trained.append(net)
+        return net
+
+    saved = book.output_dir().parent / "layers_cnn" / RUNS_FILE
+    loaded = load_runs(saved, tracked, data, protocol) is not None
+    if not loaded:
+        untrained.clear()  # the copies made by load_runs' checks
+        trained.clear()
+        book.run_trials(tracked, data, protocol)
+    runs = zip(untrained, trained, strict=True)
+    return dict(zip(protocol["seeds"], runs, strict=True)), loaded

@@ -24,10 +24,9 @@ from book import (
     load_dataset,
     output_dir,
     record,
-    run_trials,
     setup,
 )
-from layers_ops import RUNS_FILE, load_runs
+from layers_ops import chapter_4_runs
 from live_cnn_ops import (
     block_fields,
     block_outputs,
@@ -44,33 +43,23 @@ setup()
 # ## Chapter 4's network, trained as chapter 4 trains it
 #
 # The same data, the same protocol and the same seeds: `run_trials` seeds
-# PyTorch with each seed before it builds the network, so a copy taken in
-# `make_net` is the untrained network that training then starts from.
+# PyTorch with each seed before it builds the network, so a copy taken
+# then is the untrained network that training starts from.
 
 # %%
 # --8<-- [start:train]
 data = load_dataset("shifted_digits")
 SEEDS = PROTOCOL["seeds"][:2]  # chapter 4's first two runs
-untrained, nets = [], []
-
-
-def make_net():
-    net = SmallCNN(image_size=24)
-    untrained.append(copy.deepcopy(net))  # before any training
-    nets.append(net)
-    return net
-
-
-protocol = {**PROTOCOL, "seeds": SEEDS}
-# Chapter 4's notebook saves these runs. Where it has run first (in the same
-# build), load_runs gives them back if they are exactly the runs this code
-# would train (same code, data, settings and starting weights): no need to
-# train them again. Otherwise, train.
-chapter_4_runs = output_dir().parent / "layers_cnn" / RUNS_FILE
-if load_runs(chapter_4_runs, make_net, data, protocol) is None:
-    untrained.clear()  # make_net's copies from load_runs' check
-    nets.clear()
-    run_trials(make_net, data, protocol)
+# Chapter 4's notebook saves its runs. Where it has run first (in the same
+# build), chapter_4_runs gives them back if they are exactly the runs this
+# code would train (same code, data, settings and starting weights): no need
+# to train them again. Otherwise it trains them.
+runs, loaded = chapter_4_runs(
+    lambda: SmallCNN(image_size=24), data, {**PROTOCOL, "seeds": SEEDS}
+)
+print("chapter 4's runs:", "loaded" if loaded else "trained here")
+untrained = [runs[seed][0] for seed in SEEDS]
+nets = [runs[seed][1] for seed in SEEDS]
 accuracies = [accuracy(net, data.X_test, data.y_test) for net in nets]
 print("test accuracy per seed:", accuracies)
 # --8<-- [end:train]

@@ -7,11 +7,11 @@
 # Last, the images made for one network are shown to the other.
 
 # %%
-import copy
 
 import torch
 
-from book import PROTOCOL, SmallCNN, load_dataset, record, setup, train
+from book import PROTOCOL, SmallCNN, load_dataset, record, setup
+from layers_ops import chapter_4_runs
 from what_cnns_learn_ops import (
     PLAIN,
     READABLE,
@@ -41,18 +41,17 @@ data = load_dataset("shifted_digits")
 X, y = data.X_test, data.y_test
 ink = clean_test_digits()[:, 0] > 0  # the digits' pixels
 boxes = bounding_boxes(ink)
-settings = {k: v for k, v in PROTOCOL.items() if k != "seeds"}
 seeds = [seed for seed in PROTOCOL["seeds"] if seed != 0]  # part 1 had 0
 
 
 # %%
 # --8<-- [start:measure]
 def trained_network(seed):
-    """Part 1's recipe for one seed: the trained net and its start."""
-    torch.manual_seed(seed)
-    net = SmallCNN(image_size=24)
-    initial = copy.deepcopy(net)
-    train(net, data, seed=seed, **settings)
+    """Part 1's recipe for one seed, chapter 4's run of that seed: the
+    trained net and its start."""
+    protocol = {**PROTOCOL, "seeds": (seed,)}
+    runs, _ = chapter_4_runs(lambda: SmallCNN(image_size=24), data, protocol)
+    initial, net = runs[seed]
     return frozen(net), frozen(initial)
 
 

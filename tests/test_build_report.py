@@ -90,8 +90,22 @@ def test_every_snippet_is_listed_with_the_pages_that_show_it(first_build):
     assert "ran 2 of the 2 snippets, restored 0 from the cache" in markdown
 
 
+def test_an_invocation_that_changes_no_output_leaves_the_record(built):
+    """The outputs are still those the record describes, and a site built
+    from it stays current."""
+    book, _ = built
+    before = (book[1] / runner.BUILD_RECORD).read_text()
+    assert run(book) == json.loads(before)  # every output already in place
+    assert (book[1] / runner.BUILD_RECORD).read_text() == before
+    run(book, "tiny", force=True)
+    # In place again, but the record's invocation did not take "other".
+    assert run(book)["reused"] == ["other", "tiny"]
+
+
 def test_reused_and_ran_follow_the_last_invocation(built):
     book, docs = built
+    for name in ("other", "tiny"):
+        shutil.rmtree(book[1] / name)  # restored from the cache
     assert run(book)["reused"] == ["other", "tiny"]
     markdown = page(book, docs)
     assert row(markdown, "tiny")[5] == row(markdown, "other")[5] == "restored"

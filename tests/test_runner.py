@@ -206,6 +206,17 @@ def test_cold_build_wall_time_schedules_snippets_like_the_pool(seconds, jobs, wa
     assert runner.wall_seconds(seconds, jobs) == wall
 
 
+def test_snippets_whose_outputs_others_reuse_start_first():
+    names = ["architectures", "layers", "layers_cnn", "what_cnns_learn"]
+    assert runner.run_order(names) == [
+        "layers_cnn",
+        "architectures",
+        "layers",
+        "what_cnns_learn",
+    ]
+    assert set(runner.RUN_FIRST) <= set(runner.snippet_names())
+
+
 def test_summary_prints_the_cold_build_against_its_budget(built, monkeypatch):
     snippets, build = built
     monkeypatch.setattr(runner, "available_cores", lambda: 3)

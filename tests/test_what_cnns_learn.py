@@ -36,6 +36,19 @@ from what_cnns_learn_ops import (
 
 from book import SOBEL_X, SmallCNN, load_dataset
 
+# The networks are chapter 4's ------------------------------------------------
+
+
+def test_the_networks_are_chapter_4s_three_runs(results):
+    """Part 1's seed and part 2's two, trained or handed over by chapter 4's
+    notebook: the same test accuracy, to the last bit, as chapter 4 recorded."""
+    first, others = results["what_cnns_learn"], results["what_cnns_learn_seeds"]
+    found = [first["test_accuracy"]] + [
+        others[f"seed_{seed}_test_accuracy"] for seed in others["other_seeds"]
+    ]
+    assert found == results["layers_cnn"]["cnn_accuracies"]
+
+
 # The clean digits ------------------------------------------------------------
 
 

@@ -6,8 +6,9 @@ and what a cold build of the book would take there.
 A page holds `<!-- build-report -->` (the book's build) or
 `<!-- build-report: replicate -->` (the replication build); the hook replaces
 each with Markdown made from the runner's records: build/snippets/build.json
-(the last invocation) and each snippet's run.json. A missing record reads "not
-recorded"; a malformed one fails the build, naming the file and what is wrong.
+(the last invocation that changed an output) and each snippet's run.json. A
+missing record reads "not recorded"; a malformed one fails the build, naming
+the file and what is wrong.
 """
 
 from __future__ import annotations

@@ -57,7 +57,12 @@ CELL_TIMEOUT_S = 600
 # The reader's promise: every snippet runs in seconds on a laptop CPU.
 BUDGET_S = 60  # one snippet (30 s on a quiet machine: room for a second build)
 BOOK_BUDGET_S = 180  # every snippet of a cold build, wall time on two cores
-BUILD_RECORD = "build.json"  # in the build folder: the last invocation, for the report
+# In the build folder, for the report: the last invocation that changed an output.
+BUILD_RECORD = "build.json"
+# Started before the others: later snippets reuse what these save (chapter 4's
+# trained runs: live_cnn and chapter 8), and train it themselves if it is not
+# there yet.
+RUN_FIRST = ("layers_cnn",)
 
 
 class SnippetError(Exception):
@@ -69,6 +74,11 @@ class Outcome:
     name: str
     ran: bool
     seconds: float
+
+
+def run_order(names: list[str]) -> list[str]:
+    """names with those in RUN_FIRST moved to the front, the rest in order."""
+    return sorted(names, key=lambda name: name not in RUN_FIRST)
 
 
 def snippet_names(snippets_dir: Path = SNIPPETS_DIR) -> list[str]:
@@ -412,12 +422,14 @@ def run(
     started_at = datetime.now(UTC)
     outcomes: list[Outcome] = []
     pending = []
-    for name in names or known:
+    restored = False
+    for name in run_order(names or known):
         path = snippets_dir / f"{name}.py"
         out_dir = build_dir / name
         key = cache_key(path, snippets_dir, seed_offset)
         fresh = recorded_key(out_dir) == key
         if not force and (fresh or restore(key, out_dir, build_dir)):
+            restored = restored or not fresh
             seconds = json.loads((out_dir / "run.json").read_text())["seconds"]
             log(f"  cached  {name:<32} (ran in {seconds:.1f} s)")
             outcomes.append(Outcome(name, False, seconds))
@@ -452,7 +464,8 @@ def run(
     if failures:
         raise SnippetError("\n\n".join(failures))
     ran = [o for o in outcomes if o.ran]
-    in_order = sorted(outcomes, key=lambda o: o.name)
+    by_name = {o.name: o for o in outcomes}
+    in_order = [by_name[name] for name in run_order(sorted(by_name))]  # the pool's
     cold_wall = wall_seconds([o.seconds for o in in_order], jobs)
     log(
         f"{len(outcomes)} snippets: {len(ran)} ran, {len(outcomes) - len(ran)} cached; "
@@ -490,21 +503,31 @@ def run(
             "book_budget_seconds": BOOK_BUDGET_S,
         },
         {o.name: {"ran": o.ran, "started": stamp} for o in outcomes},
+        changed=bool(pending or restored),
     )
     return outcomes
 
 
-def write_build_record(build_dir: Path, record: dict, snippets: dict) -> None:
+def write_build_record(
+    build_dir: Path, record: dict, snippets: dict, changed: bool = True
+) -> None:
     """What this invocation did, for the book's build report, and for each
     snippet what the last invocation that took it did (a run of a few
-    snippets, as the claim tests make, keeps the others' entries). Written
-    aside, then renamed: a site build never reads half a record."""
+    snippets, as the claim tests make, keeps the others' entries). Where no
+    output ran or was restored and the record's invocation took every one of
+    these snippets, the record stays: it still describes their outputs, and a
+    site built from it stays current.
+    Written aside, then renamed: a site build never reads half a record."""
     build_dir.mkdir(parents=True, exist_ok=True)
     try:
-        earlier = json.loads((build_dir / BUILD_RECORD).read_text())["snippets"]
-        earlier = earlier if isinstance(earlier, dict) else {}
+        last = json.loads((build_dir / BUILD_RECORD).read_text())
+        earlier, took = last["snippets"], {*last["ran"], *last["reused"]}
     except (OSError, ValueError, KeyError, TypeError):
+        earlier = None
+    if not isinstance(earlier, dict):
         earlier = {}  # none yet, or unreadable: this invocation starts it again
+    elif not changed and took >= snippets.keys():
+        return
     record["snippets"] = dict(sorted((earlier | snippets).items()))
     partial = build_dir / f".{BUILD_RECORD}.{os.getpid()}"
     partial.write_text(json.dumps(record, indent=1) + "\n")
