@@ -151,7 +151,7 @@ axes[1, 0].legend(
 save_figure(fig, "layers")
 
 # %% [markdown]
-# ## Training each, six seeds
+# ## Training each, from several seeds
 
 # %%
 # --8<-- [start:trials]

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Chapter 8, part 1: what a CNN learns
 #
-# Chapter 4's small CNN, trained once more on the shifted digits, then taken
+# Chapter 4's small CNN, as chapter 4's first run trained it, then taken
 # apart: its first-layer kernels, what its channels respond to at each depth,
 # which pixels its decisions rest on (occlusion and gradient saliency), and
 # the inputs that excite its units most (activation maximisation). The
@@ -65,8 +65,8 @@ def frame(ax):
 # %% [markdown]
 # ## The network and the data
 #
-# The first of the protocol's seeds: the same network as chapter 4's first
-# run. We keep a copy of it before training, to compare.
+# The first of the protocol's seeds: chapter 4's first run, and the network
+# it started from, to compare.
 
 # %%
 # --8<-- [start:train]

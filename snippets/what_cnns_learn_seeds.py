@@ -2,7 +2,8 @@
 # # Chapter 8, part 2: the same measurements on two more networks
 #
 # Part 1 looked inside one trained network. Here the protocol's other two
-# seeds train two more, and every number part 1 recorded is measured again
+# seeds give two more (chapter 4's runs, taken from its notebook or trained
+# again), and every number part 1 recorded is measured again
 # on each, so that the chapter's claims rest on three networks, not one.
 # Last, the images made for one network are shown to the other.
 
