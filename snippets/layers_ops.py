@@ -3,10 +3,12 @@
 layers_cnn trains SmallCNN from the protocol's seeds, and three notebooks need
 those runs again: the live CNN page's (live_cnn) the first two, chapter 8's
 (what_cnns_learn, what_cnns_learn_seeds) all three. `save_runs` writes them
-next to layers_cnn's outputs; `load_runs` gives them back only if
-they are exactly what training would give where it runs: the same book.py
-(its training code and SmallCNN), PyTorch, seed offset, protocol, training
-images and starting weights. Otherwise (a notebook run on its own, or
+next to layers_cnn's outputs (a file that the content cache keeps with
+them); `load_runs` gives them back only if the same book.py (its training
+code and SmallCNN), PyTorch, seed offset, protocol, training images and
+labels, and starting weights made them. On one machine, training again would
+give the same weights to the bit; a restored file may come from another
+machine. Otherwise (a notebook run on its own, or
 chapter 4's run not finished yet) it returns None, and the caller trains.
 """
 
@@ -93,7 +95,7 @@ def load_runs(path, make_net, data, protocol):
 def chapter_4_runs(make_net, data, protocol):
     """The runs that run_trials(make_net, data, protocol) trains, as {seed:
     (untrained net, trained net)}, and whether they were loaded: from
-    layers_cnn's outputs where they are exactly these runs, else trained."""
+    layers_cnn's outputs where load_runs accepts them, else trained."""
     untrained, trained = [], []
 
     def tracked():
@@ -105,7 +107,7 @@ def chapter_4_runs(make_net, data, protocol):
     saved = book.output_dir().parent / "layers_cnn" / RUNS_FILE
     loaded = load_runs(saved, tracked, data, protocol) is not None
     if not loaded:
-        untrained.clear()  # the copies made by load_runs' checks
+        untrained.clear()  # what load_runs built before it gave up
         trained.clear()
         book.run_trials(tracked, data, protocol)
     runs = zip(untrained, trained, strict=True)

@@ -50,10 +50,9 @@ setup()
 # --8<-- [start:train]
 data = load_dataset("shifted_digits")
 SEEDS = PROTOCOL["seeds"][:2]  # chapter 4's first two runs
-# Chapter 4's notebook saves its runs. Where it has run first (in the same
-# build), chapter_4_runs gives them back if they are exactly the runs this
-# code would train (same code, data, settings and starting weights): no need
-# to train them again. Otherwise it trains them.
+# Chapter 4's notebook saves its runs. Where it has run first, chapter_4_runs
+# gives them back if the same code trained them from the same data, settings
+# and starting weights: no need to train them again. Otherwise it trains them.
 runs, loaded = chapter_4_runs(
     lambda: SmallCNN(image_size=24), data, {**PROTOCOL, "seeds": SEEDS}
 )

@@ -74,8 +74,8 @@ data = load_dataset("shifted_digits")
 X, y = data.X_test, data.y_test  # the images we look at: never trained on
 
 # Chapter 4's first run, seed 0: {seed: (untrained net, trained net)}.
-# Trained here, or taken from chapter 4's notebook where it ran first and
-# saved exactly this run (same code, data, protocol and starting weights).
+# Taken from chapter 4's notebook where it ran first and the same code
+# trained it from the same data, protocol and starting weights; else trained.
 runs, loaded = chapter_4_runs(
     lambda: SmallCNN(image_size=24), data, {**PROTOCOL, "seeds": (0,)}
 )

@@ -72,11 +72,15 @@ def test_the_runner_s_record_counts_by_what_it_says_not_when(book):
     assert not build_site.is_current(book)
 
 
-def test_bytecode_caches_do_not_count(book):
+def test_caches_and_hidden_files_do_not_count(book):
     record(book)
-    (book / "tools" / "__pycache__").mkdir()
-    (book / "tools" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    for cache in ("tools/__pycache__", "snippets/.ruff_cache/0.17.6"):  # make lint's
+        (book / cache).mkdir(parents=True)
+        (book / cache / "x").write_bytes(b"\0")
+    (book / "docs" / ".notes.md").write_text("not built")
     assert build_site.is_current(book)
+    (book / "snippets" / "new.py").write_text("# %%\n")
+    assert not build_site.is_current(book)
 
 
 @pytest.mark.parametrize("returncode", [0, 1])

@@ -42,12 +42,18 @@ INVOCATION_TIMES = ("started", "wall_seconds")
 def input_paths(root: Path = ROOT) -> list[Path]:
     files = [root / name for name in INPUT_FILES]
     for folder in INPUT_DIRS:
-        files += (root / folder).rglob("*")
-    return sorted(
-        path
-        for path in files
-        if path.is_file() and "__pycache__" not in path.relative_to(root).parts
-    )
+        files += (
+            path
+            for path in (root / folder).rglob("*")
+            if not any(is_cache(part) for part in path.relative_to(root).parts)
+        )
+    return sorted(path for path in files if path.is_file())
+
+
+def is_cache(name: str) -> bool:
+    """Python's and tools' caches (`make lint` leaves snippets/.ruff_cache),
+    and hidden files, which MkDocs leaves out too."""
+    return name == "__pycache__" or name.startswith(".")
 
 
 def without_times(value):
