@@ -211,8 +211,10 @@ record(
 epochs = np.arange(1, settings["num_epochs"] + 1)
 fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
 for name, trials, colour in [
-    ("plain", plain, "tab:purple"),  # not blue: red/blue means sign
-    ("augmented", augmented, "tab:orange"),
+    # Not red or blue (sign), nor the purple and orange of batch
+    # normalisation in the chapter's later figures.
+    ("plain", plain, "mediumvioletred"),
+    ("augmented", augmented, "olive"),
 ]:
     for part, style in [("train", "--"), ("val", "-")]:
         for key, ax in [("loss", loss_ax), ("accuracy", acc_ax)]:
@@ -227,7 +229,7 @@ acc_ax.plot(
     epochs,
     batch_mode.mean(axis=0),
     ":",
-    color="tab:purple",
+    color="mediumvioletred",
     label="plain, validation in training mode",
 )
 loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", ylim=(0, 2.5))
