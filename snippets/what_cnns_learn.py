@@ -8,7 +8,6 @@
 # functions live in `what_cnns_learn_ops.py`.
 
 # %%
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -76,14 +75,15 @@ X, y = data.X_test, data.y_test  # the images we look at: never trained on
 # Chapter 4's first run, seed 0: {seed: (untrained net, trained net)}.
 # Taken from chapter 4's notebook where it ran first and the same code
 # trained it from the same data, protocol and starting weights; else trained.
-runs, loaded = chapter_4_runs(
+runs, _ = chapter_4_runs(
     lambda: SmallCNN(image_size=24), data, {**PROTOCOL, "seeds": (0,)}
 )
 initial, net = runs[0]  # the same network before and after training
-print(f"test accuracy {accuracy(net, X, y):.3f}")
+test_accuracy = accuracy(net, X, y)
+print(f"test accuracy {test_accuracy:.3f}")
 # --8<-- [end:train]
 record(
-    test_accuracy=accuracy(net, X, y),
+    test_accuracy=test_accuracy,
     num_test=len(X),
     num_epochs=PROTOCOL["num_epochs"],
 )

@@ -8,7 +8,6 @@
 # Last, the images made for one network are shown to the other.
 
 # %%
-
 import torch
 
 from book import PROTOCOL, SmallCNN, load_dataset, record, setup

@@ -45,12 +45,12 @@ def input_paths(root: Path = ROOT) -> list[Path]:
         files += (
             path
             for path in (root / folder).rglob("*")
-            if not any(is_cache(part) for part in path.relative_to(root).parts)
+            if not any(is_left_out(part) for part in path.relative_to(root).parts)
         )
     return sorted(path for path in files if path.is_file())
 
 
-def is_cache(name: str) -> bool:
+def is_left_out(name: str) -> bool:
     """Python's and tools' caches (`make lint` leaves snippets/.ruff_cache),
     and hidden files, which MkDocs leaves out too."""
     return name == "__pycache__" or name.startswith(".")
