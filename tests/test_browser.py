@@ -95,6 +95,12 @@ CODE_BLOCKS = {
     "notebook": ("snippets/layers/layers/", ".highlight-ipynb > pre"),
 }
 CODE_SELECTORS = [selector for _, selector in CODE_BLOCKS.values()]
+# Left out or not, axe walks every element of the page at each run: once the
+# other rules have seen the blocks, each block's words become its plain text
+# (the same characters, lines and layout) for the two colour runs. On the
+# one-page book that halves them (16 s to 7 s), on a code-heavy page saves 1 s.
+CODE_AS_PLAIN_TEXT = """(selectors) => document.querySelectorAll(selectors.join(","))
+  .forEach((block) => { block.textContent = block.textContent; })"""
 # Material's palette: the input of the scheme chosen for readers who prefer dark.
 DARK_PALETTE = "input[data-md-color-media='(prefers-color-scheme: dark)']"
 # After one frame, at the new width: Material's resize handlers have run.
@@ -150,6 +156,7 @@ def visit(browser, base, path):
     exclude = COLOURS_CHECKED_ON_THEIR_PAGES.get(path, []) + CODE_SELECTORS
     if AXE.exists():
         record["axe"] = run_axe(page, skip=COLOUR_RULES)
+        page.evaluate(CODE_AS_PLAIN_TEXT, CODE_SELECTORS)
         record["axe"] += run_axe(page, only=COLOUR_RULES, exclude=exclude)
     # Seconds after the load: whatever the page fetches by itself (the search
     # index too) has been asked for, and counts in its weight.
