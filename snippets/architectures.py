@@ -391,7 +391,7 @@ record(
 
 
 # %% [markdown]
-# ## What residual connections fix
+# ## What shortcuts change in one small deep stack
 #
 # A deep stack of ResNet's basic blocks on the shifted digits, with and
 # without its shortcuts: the gradient that reaches the first layer at

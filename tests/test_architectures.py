@@ -1,6 +1,6 @@
 """Chapter 9: LeNet-5, AlexNet, VGG and ResNet from their layer lists; their
 costs counted and checked against the papers; scaled-down versions trained
-on the shifted digits; and what residual connections fix.
+on the shifted digits; and what shortcuts change in one small deep stack.
 
 Published figures are typed here, each with its source, never computed.
 """
@@ -726,7 +726,7 @@ def test_table_std_is_the_sample_std_of_the_seeds(results):
     )
 
 
-# What residual connections fix ---------------------------------------------------
+# What shortcuts change in one small deep stack ---------------------------------
 
 
 def test_first_layer_gradient_is_the_weight_gradient():
