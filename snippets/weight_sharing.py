@@ -395,7 +395,7 @@ def strided_twin(net):
 
 # %%
 # --8<-- [start:invariance]
-def global_max_features(net, twin, X):
+def variant_features(net, twin, X):
     """The global-max features after blocks 1, 2 and 3 of net, and after
     block 3 of its strided twin: one (N, C) tensor each."""
     maps = net.feature_maps(X) + twin.feature_maps(X)[-1:]
@@ -420,9 +420,9 @@ def invariance_curves(seeds, X, shifts):
         net = SmallCNN(image_size=X.shape[-1]).eval()
         twin = strided_twin(net)
         with torch.no_grad():
-            before = global_max_features(net, twin, X)
+            before = variant_features(net, twin, X)
             for j, dx in enumerate(shifts):
-                after = global_max_features(net, twin, shift(X, 0, dx))
+                after = variant_features(net, twin, shift(X, 0, dx))
                 for name, b, a in zip(VARIANTS, before, after):
                     curves[name][i, j] = relative_change(b, a).mean()
     return curves
