@@ -75,9 +75,14 @@ def fill(markdown: str, page: str) -> str:
         build_dir, seed_offset = BUILDS[which]
         try:
             pages = pages_by_snippet(ROOT / "docs", page)
-            return report(build_dir, seed_offset, pages, SNIPPETS_DIR)
+            filled = report(build_dir, seed_offset, pages, SNIPPETS_DIR)
         except BuildReportError as error:
             raise BuildReportError(f"{page}: {error}") from None
+        # Out of the search index: dates and times that change at every build
+        # (the index every page loads would grow and shrink with them). Material
+        # skips a marked element up to its first closing tag of the same name,
+        # and a report holds no section of its own.
+        return f'<section markdown="1" data-search-exclude>\n\n{filled}\n\n</section>'
 
     return MARKER.sub(replace, markdown)
 
