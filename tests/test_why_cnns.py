@@ -433,8 +433,6 @@ def test_mini_batches_cover_each_image_once_in_near_equal_batches(n, batch_size)
 def test_the_sobel_x_map_of_a_digit_can_be_undone():
     """Exercise 1's hint: with zero padding, the Sobel x map of an 8 × 8 image
     is an invertible linear map of its pixels."""
-    from book import sobel
-
     one_pixel_each = torch.eye(64).reshape(64, 1, 8, 8)
     matrix = sobel(one_pixel_each)[:, 0].reshape(64, 64).double().numpy()
     assert np.linalg.matrix_rank(matrix) == 64

@@ -78,10 +78,9 @@ def fill(markdown: str, page: str) -> str:
             filled = report(build_dir, seed_offset, pages, SNIPPETS_DIR)
         except BuildReportError as error:
             raise BuildReportError(f"{page}: {error}") from None
-        # Out of the search index: dates and times that change at every build
-        # (the index every page loads would grow and shrink with them). Material
-        # skips a marked element up to its first closing tag of the same name,
-        # and a report holds no section of its own.
+        # Out of the search index every page loads: its dates and times change at
+        # every build. A section, as a report holds none (see NOT_SEARCHED in
+        # tools/mkdocs_hooks.py for Material's rule).
         return f'<section markdown="1" data-search-exclude>\n\n{filled}\n\n</section>'
 
     return MARKER.sub(replace, markdown)
