@@ -244,12 +244,20 @@ with torch.no_grad():
         maps = [f(x)[0, 0], f(shift(x, dy, dx))[0, 0]]
         gap = equivariance_gap(f, x, dy, dx)[0].amax(dim=0)  # all channels
         limit = max(m.abs().max().item() for m in maps)
+        # After a ReLU a map is never negative: white (zero) to black
+        # (largest), as chapter 1 draws such maps; else red and blue.
+        ends_in_relu = isinstance(f, nn.Sequential) and isinstance(
+            f[-1], nn.ReLU
+        )
+        colours = (
+            {"cmap": "Greys", "vmin": 0, "vmax": limit}
+            if ends_in_relu
+            else {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+        )
         for ax, image, title in zip(
             axes[row, 1:3], maps, ["the input", "the shifted input"]
         ):
-            shown = ax.imshow(
-                image.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit
-            )
+            shown = ax.imshow(image.numpy(), **colours)
             ax.set_title(f"{name}:\nmap of {title}", fontsize=9)
         fig.colorbar(
             shown, ax=axes[row, 1:3], shrink=0.8, label="value, channel 0"
@@ -475,9 +483,14 @@ styles = [
     ("tab:purple", "D", "-"),
     ("0.3", "^", ":"),
 ]
-for (name, rows), (colour, marker, line) in zip(curves.items(), styles):
+# Each variant a little to the side of the shift it was measured at, so
+# that the markers where all four are at zero do not hide each other.
+dodges = np.linspace(-0.12, 0.12, len(curves))
+for (name, rows), (colour, marker, line), dodge in zip(
+    curves.items(), styles, dodges, strict=True
+):
     ax.errorbar(
-        list(DX),
+        np.array(DX) + dodge,
         rows.mean(axis=0),
         yerr=rows.std(axis=0, ddof=1),
         color=colour,
