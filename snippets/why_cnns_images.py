@@ -73,17 +73,22 @@ edges = edge_magnitude(image)[0].numpy()
 # %%
 fig, axes = plt.subplots(2, 2, figsize=(9.6, 9.4))
 photo_shown = axes[0, 0].imshow(image, cmap="gray", vmin=0, vmax=1)
-fig.colorbar(photo_shown, ax=axes[0, 0], shrink=0.8)
+fig.colorbar(photo_shown, ax=axes[0, 0], shrink=0.8, label="brightness")
 axes[0, 0].set_title("input image (brightness)")
 # One colour range for both gradients, symmetric about zero. The strongest
 # 0.5 % of values saturate, so that faint edges show.
 saturated = 0.005
 limit = np.quantile(np.abs(np.stack([gx, gy])), 1 - saturated)
-show_signed(axes[0, 1], gx, limit)
+show_signed(axes[0, 1], gx, limit, label="brightness change")
 axes[0, 1].set_title("Sobel x: vertical edges")
-show_signed(axes[1, 0], gy, limit)
+show_signed(axes[1, 0], gy, limit, label="brightness change")
 axes[1, 0].set_title("Sobel y: horizontal edges")
-show_unsigned(axes[1, 1], edges, np.quantile(edges, 1 - saturated))
+show_unsigned(
+    axes[1, 1],
+    edges,
+    np.quantile(edges, 1 - saturated),
+    label="gradient length",
+)
 axes[1, 1].set_title("edge map: gradient length")
 for ax in axes.flat:
     ax.axis("off")
@@ -115,11 +120,15 @@ record(
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
 photo_shown = axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
-fig.colorbar(photo_shown, ax=axes[0], shrink=0.8)
+fig.colorbar(photo_shown, ax=axes[0], shrink=0.8, label="brightness")
 axes[0].set_title("input image (brightness)")
-hog_shown = show_unsigned(
-    axes[1], hog_image, np.quantile(hog_image, 1 - saturated), colorbar=False
-)
+# A cell's nine strokes cross at its centre, where skimage adds their values:
+# the dark dots. The colour range comes from the pixels 2 or more away from
+# a centre (chessboard distance), so that the dots do not set it.
+rows, cols = np.indices(hog_image.shape)
+from_centre = np.maximum(abs(rows % 16 - 16 // 2), abs(cols % 16 - 16 // 2))
+hog_limit = np.quantile(hog_image[from_centre >= 2], 1 - saturated)
+hog_shown = show_unsigned(axes[1], hog_image, hog_limit, colorbar=False)
 fig.colorbar(
     hog_shown,
     ax=axes[1],
@@ -130,6 +139,11 @@ axes[1].set_title("HOG: edge directions per 16 × 16 cell")
 for ax in axes:
     ax.axis("off")
 save_figure(fig, "hog")
+record(
+    hog_limit=hog_limit,
+    hog_limit_all_pixels=np.quantile(hog_image, 1 - saturated),
+    hog_centre_largest=hog_image[from_centre == 0].max(),
+)
 
 # %% [markdown]
 # ## SIFT: keypoints that survive scaling and rotation

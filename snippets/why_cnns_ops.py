@@ -13,10 +13,12 @@ SIGNED = "RdBu_r"  # red positive, white zero, blue negative
 UNSIGNED = "gray_r"  # white zero, black the largest value
 
 
-def show_signed(ax, values, limit=None, colorbar=True, **imshow_args):
+def show_signed(
+    ax, values, limit=None, colorbar=True, label=None, **imshow_args
+):
     """Chapter 1. Draw a map with both signs on ax: red positive, blue
     negative, white zero, from -limit to +limit (default: the largest
-    |value|), with a colour bar. Returns the image."""
+    |value|), with a colour bar labelled label. Returns the image."""
     values = np.asarray(values, dtype=float)
     limit = float(np.abs(values).max()) if limit is None else float(limit)
     if not limit > 0:
@@ -25,13 +27,16 @@ def show_signed(ax, values, limit=None, colorbar=True, **imshow_args):
         values, cmap=SIGNED, vmin=-limit, vmax=limit, **imshow_args
     )
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+        ax.figure.colorbar(image, ax=ax, shrink=0.8, label=label)
     return image
 
 
-def show_unsigned(ax, values, limit=None, colorbar=True, **imshow_args):
+def show_unsigned(
+    ax, values, limit=None, colorbar=True, label=None, **imshow_args
+):
     """Chapter 1. Draw a map that is never negative on ax: white at zero,
-    black at limit (default: the largest value), with a colour bar."""
+    black at limit (default: the largest value), with a colour bar labelled
+    label."""
     values = np.asarray(values, dtype=float)
     if values.min() < 0:
         raise ValueError(
@@ -43,5 +48,5 @@ def show_unsigned(ax, values, limit=None, colorbar=True, **imshow_args):
         raise ValueError(f"the colour range must be positive, got {limit}")
     image = ax.imshow(values, cmap=UNSIGNED, vmin=0, vmax=limit, **imshow_args)
     if colorbar:
-        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+        ax.figure.colorbar(image, ax=ax, shrink=0.8, label=label)
     return image

@@ -70,7 +70,13 @@ fig = show_images(
     vmin=0,
     vmax=strongest,
 )
-fig.colorbar(fig.axes[0].images[0], ax=fig.axes, shrink=0.8, pad=0.01)
+fig.colorbar(
+    fig.axes[0].images[0],
+    ax=fig.axes,
+    shrink=0.8,
+    pad=0.01,
+    label="gradient length",
+)
 save_figure(fig, "digit_edges")
 
 # What the figure shows, over every digit: at 8 × 8 the edge map is large on
@@ -234,18 +240,24 @@ save_figure(fig, "training")
 # %% [markdown]
 # ## What the softmax learned
 #
-# Each class has one weight per edge-map pixel: drawn as an 8 × 8 image, red
-# where edges raise the class's score and blue where they lower it.
+# Each class has one weight per edge-map pixel. Adding the same numbers to
+# every class's weights leaves the softmax's probabilities as they were, so a
+# class's weights say something only against the others': we draw each minus
+# their mean over the ten classes, as an 8 × 8 image, red where edges raise
+# the class's probability and blue where they lower it.
 
 # %%
 W = sobel_net.classifier.weight.detach().reshape(10, 8, 8)
+W = W - W.mean(dim=0)  # against the average class
 limit = W.abs().max().item()
 fig, axes = plt.subplots(2, 5, figsize=(9, 4.2))
 for digit, ax in enumerate(axes.flat):
     show_signed(ax, W[digit], limit, colorbar=False)
     ax.set_title(f"class {digit}")
     ax.axis("off")
-fig.colorbar(axes[0, 0].images[0], ax=axes, shrink=0.8, label="weight")
+fig.colorbar(
+    axes[0, 0].images[0], ax=axes, shrink=0.8, label="weight − mean weight"
+)
 save_figure(fig, "softmax_weights")
 
 # %% [markdown]

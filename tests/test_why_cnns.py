@@ -123,6 +123,38 @@ def test_training_changes_only_the_softmax(digits):
     assert history["train_loss"][1] < history["train_loss"][0]
 
 
+def test_the_same_weights_added_to_every_class_change_no_probability(digits):
+    """Figure 1.9 draws each class's weights minus the classes' mean: the
+    page says the mean alone changes no probability."""
+    torch.manual_seed(0)
+    net = FixedFilterSoftmax(edge_magnitude, 64)
+    X = digits.X_test[:50]
+    before = torch.softmax(net(X), dim=1)
+    with torch.no_grad():
+        net.classifier.weight += torch.randn(64)  # one vector, every class
+    assert torch.allclose(torch.softmax(net(X), dim=1), before, atol=1e-6)
+
+
+def test_a_kernel_fed_straight_to_the_softmax_is_a_linear_map_of_pixels(digits):
+    """The page's first question: without a nonlinearity after it, a learned
+    kernel and the softmax layer make scores that one linear layer on the
+    pixels gives too, with the weights read off from the 64 one-pixel images."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+    classifier = torch.nn.Linear(64, 10)
+
+    def scores(X):
+        return classifier(conv(X).flatten(1))
+
+    with torch.no_grad():
+        bias = scores(torch.zeros(1, 1, 8, 8))
+        weights = scores(torch.eye(64).reshape(64, 1, 8, 8)) - bias  # (64, 10)
+        X = digits.X_test[:50]
+        assert torch.allclose(scores(X), X.flatten(1) @ weights + bias, atol=1e-4)
+        with_relu = classifier(torch.relu(conv(X)).flatten(1))
+        assert not torch.allclose(with_relu, X.flatten(1) @ weights + bias, atol=1e-2)
+
+
 def test_no_gradient_reaches_the_kernels_even_if_they_could_learn(digits):
     """The page: the Sobel kernels are constants, and the torch.no_grad() block
     "would keep even a feature that could learn (say, a convolution layer
@@ -145,6 +177,16 @@ def test_hog_length_is_blocks_times_cells_times_orientation_bins(results):
     cells = images["photo_width"] // 16  # cells per side
     blocks = cells - 2 + 1  # a 2 × 2 block slides one cell at a time
     assert images["hog_length"] == blocks**2 * (2 * 2) * 9
+
+
+def test_the_hog_figure_s_dots_are_its_crossings_and_do_not_set_its_range(
+    results,
+):
+    """Figure 1.3's caption: the strokes' crossings at the cells' centres are
+    darker than the colour range, which the pixels away from them set."""
+    images = results["why_cnns_images"]
+    assert images["hog_centre_largest"] > images["hog_limit"]
+    assert images["hog_limit"] < images["hog_limit_all_pixels"]
 
 
 def test_the_pipeline_sees_every_digit_once_and_quotes_its_spread(results):
