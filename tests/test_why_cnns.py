@@ -339,6 +339,14 @@ def test_raw_pixels_beat_the_edge_map(results, claim):
     )
 
 
+def test_the_drawn_run_fits_its_training_digits_better_and_tests_worse(results):
+    """The page, of the one run that Figure 1.8 draws (no more): the edge-map
+    model ends with the lower training loss but the lower test accuracy."""
+    run = results["why_cnns_pipeline"]
+    assert run["drawn_sobel_train_loss"] < run["drawn_pixels_train_loss"]
+    assert run["drawn_sobel_test_accuracy"] < run["drawn_pixels_test_accuracy"]
+
+
 def test_image_facts_the_chapter_cites(results):
     images = results["why_cnns_images"]
     assert (images["photo_height"], images["photo_width"]) == (512, 512)
