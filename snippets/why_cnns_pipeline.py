@@ -216,13 +216,6 @@ record(
     num_epochs=len(histories["sobel"]["test_accuracy"]),
     chance_accuracy=1 / 10,
 )
-for name, history in histories.items():  # the run the next figure draws
-    record(
-        **{
-            f"drawn_{name}_train_loss": history["train_loss"][-1],
-            f"drawn_{name}_test_accuracy": history["test_accuracy"][-1],
-        }
-    )
 
 # %%
 fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
@@ -270,7 +263,10 @@ for digit, ax in enumerate(axes.flat):
     ax.set_title(f"class {digit}")
     ax.axis("off")
 fig.colorbar(
-    axes[0, 0].images[0], ax=axes, shrink=0.8, label="weight − mean weight"
+    axes[0, 0].images[0],
+    ax=axes,
+    shrink=0.8,
+    label="weight − mean over classes",
 )
 save_figure(fig, "softmax_weights")
 
@@ -313,7 +309,9 @@ show_signed(  # nearest: each of the 640 weights stays one flat cell
     aspect="auto",
     interpolation="nearest",
 )
-weights_ax.set_title("softmax weights − class mean\n(a row per class, 10 × 64)")
+weights_ax.set_title(
+    "softmax weights − mean over\nclasses (a row per class, 10 × 64)"
+)
 weights_ax.set_yticks(range(10))
 bars_ax = fig.add_subplot(grid[:, 4])
 bars_ax.barh(range(10), probabilities, color="0.4")
