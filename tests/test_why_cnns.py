@@ -215,23 +215,23 @@ def test_the_pipeline_sees_every_digit_once_and_quotes_its_spread(results):
 # the mean (sample std / sqrt(seeds)) and the test images' sampling error.
 
 
-def paired_difference_se(pipeline):
-    """The standard error of mean(pixels) - mean(sobel) accuracy. Both models
-    are scored on the same digits, so the test-set error is that of the
-    per-digit difference (the analytic form of a paired bootstrap over test
-    images); the seed spread of the per-seed difference adds to it."""
+def paired_difference_se(pipeline, a="pixels", b="sobel"):
+    """The standard error of mean(a) - mean(b) accuracy. Both models are
+    scored on the same digits, so the test-set error is that of the per-digit
+    difference (the analytic form of a paired bootstrap over test images);
+    the seed spread of the per-seed difference adds to it."""
     seeds = pipeline["num_seeds"]
     per_digit = (
-        np.array(pipeline["pixels_correct_counts"])
-        - np.array(pipeline["sobel_correct_counts"])
+        np.array(pipeline[f"{a}_correct_counts"])
+        - np.array(pipeline[f"{b}_correct_counts"])
     ) / seeds
     test_images = sample_sd(per_digit) / math.sqrt(per_digit.size)
-    return math.hypot(test_images, seeds_se(pipeline))
+    return math.hypot(test_images, seeds_se(pipeline, a, b))
 
 
-def seeds_se(pipeline):
-    """The seed spread of the mean per-seed difference, pixels - sobel."""
-    per_seed = np.subtract(pipeline["pixels_accuracies"], pipeline["sobel_accuracies"])
+def seeds_se(pipeline, a="pixels", b="sobel"):
+    """The seed spread of the mean per-seed difference, a - b."""
+    per_seed = np.subtract(pipeline[f"{a}_accuracies"], pipeline[f"{b}_accuracies"])
     return sample_sd(per_seed) / math.sqrt(len(per_seed))
 
 
@@ -259,6 +259,42 @@ def test_the_printed_standard_errors_are_the_tests(results):
     )
     runs = n * pipeline["num_seeds"]
     assert pipeline["disagreement_share"] * runs >= np.abs(counts).sum() - 1e-9
+
+
+def test_the_one_change_comparisons_quote_their_paired_errors(results):
+    """The signed maps against the edge map and the pixels: the page's
+    differences and standard errors are the recorded runs'."""
+    pipeline = results["why_cnns_pipeline"]
+    for b in ("sobel", "pixels"):
+        mean = np.mean(
+            np.subtract(pipeline["signed_accuracies"], pipeline[f"{b}_accuracies"])
+        )
+        se = paired_difference_se(pipeline, "signed", b)
+        assert pipeline[f"signed_minus_{b}"] == pytest.approx(mean, abs=1e-12)
+        assert pipeline[f"signed_minus_{b}_se"] == pytest.approx(se, rel=1e-9)
+        assert pipeline[f"signed_minus_{b}_z"] == pytest.approx(mean / se, rel=1e-9)
+
+
+def test_keeping_the_sign_beats_the_edge_map(results, claim):
+    """The page: the signed Sobel maps, one step (the magnitude) from the
+    edge map, classify clearly more digits right."""
+    pipeline = results["why_cnns_pipeline"]
+    claim.exceeds(
+        "the signed Sobel maps beat the edge map",
+        effect=pipeline["signed_minus_sobel"],
+        uncertainty=paired_difference_se(pipeline, "signed", "sobel"),
+    )
+
+
+def test_the_signed_maps_and_the_pixels_are_not_told_apart(results, claim):
+    """The page: with the sign kept, Sobel's kernels and the raw pixels show
+    no clear difference."""
+    pipeline = results["why_cnns_pipeline"]
+    claim.within(
+        "the signed Sobel maps and the pixels: no clear difference",
+        effect=pipeline["signed_minus_pixels"],
+        uncertainty=paired_difference_se(pipeline, "signed", "pixels"),
+    )
 
 
 def test_the_two_models_agree_on_most_runs(results, claim):
