@@ -133,7 +133,7 @@ def cross_validation(num_folds=4, seed=0):
 # Set by hand, the same for every model, and not tuned for any.
 num_epochs, lr = 40, 0.01
 feature_maps = {
-    "sobel": edge_magnitude,
+    "sobel": edge_magnitude,  # the edge map: Sobel's kernels, then the length
     # The baseline has no kernel at all: its "feature map" is the image.
     "pixels": torch.nn.Identity(),
     # One change from the edge map: both Sobel maps, signs kept, no magnitude.
