@@ -138,6 +138,8 @@ feature_maps = {
     "pixels": torch.nn.Identity(),
     # One change from the edge map: both Sobel maps, signs kept, no magnitude.
     "signed": sobel,
+    # Between the two: the signs dropped, the two maps kept apart.
+    "unsigned": lambda X: sobel(X).abs(),
 }
 num_seeds, num_images = 3, len(load_digits().target)
 # correct[name][seed, i]: was digit i classified right when it was tested?
@@ -208,10 +210,12 @@ record(
     sobel_accuracies=accuracies["sobel"].tolist(),
     pixels_accuracies=accuracies["pixels"].tolist(),
     signed_accuracies=accuracies["signed"].tolist(),
+    unsigned_accuracies=accuracies["unsigned"].tolist(),
     # Per digit, in how many of the seeds' runs it was classified right.
     sobel_correct_counts=correct["sobel"].sum(axis=0).tolist(),
     pixels_correct_counts=correct["pixels"].sum(axis=0).tolist(),
     signed_correct_counts=correct["signed"].sum(axis=0).tolist(),
+    unsigned_correct_counts=correct["unsigned"].sum(axis=0).tolist(),
     # The test set's sampling error (one standard error) over all digits.
     sampling_se=np.sqrt(
         accuracies["sobel"].mean()
@@ -236,12 +240,17 @@ record(
 # ## One change at a time: keep the sign
 #
 # The signed Sobel maps differ from the edge map in one step only: the
-# magnitude is not taken. From the pixels they differ in the kernels (and
-# the features' scale).
+# magnitude is not taken. That step drops the signs and merges the two maps;
+# the unsigned maps take one of the two changes at a time.
 
 # %%
 # --8<-- [start:one-change]
-for a, b in [("signed", "sobel"), ("signed", "pixels")]:
+for a, b in [
+    ("signed", "sobel"),
+    ("signed", "pixels"),
+    ("unsigned", "sobel"),
+    ("unsigned", "signed"),
+]:
     gap, gap_se, _ = compare(a, b)
     print(f"{a} - {b}: {gap:.2%} ± {gap_se:.2%} (paired standard error)")
     record(
@@ -255,6 +264,8 @@ for a, b in [("signed", "sobel"), ("signed", "pixels")]:
 record(
     signed_test_accuracy=accuracies["signed"].mean(),
     signed_test_accuracy_std=accuracies["signed"].std(ddof=1),
+    unsigned_test_accuracy=accuracies["unsigned"].mean(),
+    unsigned_test_accuracy_std=accuracies["unsigned"].std(ddof=1),
 )
 
 # %%

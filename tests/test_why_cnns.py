@@ -262,17 +262,19 @@ def test_the_printed_standard_errors_are_the_tests(results):
 
 
 def test_the_one_change_comparisons_quote_their_paired_errors(results):
-    """The signed maps against the edge map and the pixels: the page's
-    differences and standard errors are the recorded runs'."""
+    """The signed and unsigned maps against the edge map, the pixels and each
+    other: the page's differences and standard errors are the recorded runs'."""
     pipeline = results["why_cnns_pipeline"]
-    for b in ("sobel", "pixels"):
+    pairs = [("signed", "sobel"), ("signed", "pixels")]
+    pairs += [("unsigned", "sobel"), ("unsigned", "signed")]
+    for a, b in pairs:
         mean = np.mean(
-            np.subtract(pipeline["signed_accuracies"], pipeline[f"{b}_accuracies"])
+            np.subtract(pipeline[f"{a}_accuracies"], pipeline[f"{b}_accuracies"])
         )
-        se = paired_difference_se(pipeline, "signed", b)
-        assert pipeline[f"signed_minus_{b}"] == pytest.approx(mean, abs=1e-12)
-        assert pipeline[f"signed_minus_{b}_se"] == pytest.approx(se, rel=1e-9)
-        assert pipeline[f"signed_minus_{b}_z"] == pytest.approx(mean / se, rel=1e-9)
+        se = paired_difference_se(pipeline, a, b)
+        assert pipeline[f"{a}_minus_{b}"] == pytest.approx(mean, abs=1e-12)
+        assert pipeline[f"{a}_minus_{b}_se"] == pytest.approx(se, rel=1e-9)
+        assert pipeline[f"{a}_minus_{b}_z"] == pytest.approx(mean / se, rel=1e-9)
 
 
 def test_keeping_the_sign_beats_the_edge_map(results, claim):
@@ -283,6 +285,27 @@ def test_keeping_the_sign_beats_the_edge_map(results, claim):
         "the signed Sobel maps beat the edge map",
         effect=pipeline["signed_minus_sobel"],
         uncertainty=paired_difference_se(pipeline, "signed", "sobel"),
+    )
+
+
+def test_merging_the_two_maps_costs_accuracy(results, claim):
+    """The page: the unsigned maps, kept apart, beat the edge map, which
+    merges them into one length."""
+    pipeline = results["why_cnns_pipeline"]
+    claim.exceeds(
+        "the unsigned maps, kept apart, beat the edge map",
+        effect=pipeline["unsigned_minus_sobel"],
+        uncertainty=paired_difference_se(pipeline, "unsigned", "sobel"),
+    )
+
+
+def test_dropping_the_sign_alone_does_not_cost_accuracy(results, claim):
+    """The page: without its sign, the pair of maps does better, not worse."""
+    pipeline = results["why_cnns_pipeline"]
+    claim.exceeds(
+        "the unsigned maps beat the signed maps",
+        effect=pipeline["unsigned_minus_signed"],
+        uncertainty=paired_difference_se(pipeline, "unsigned", "signed"),
     )
 
 
