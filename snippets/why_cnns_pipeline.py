@@ -237,11 +237,7 @@ record(
 )
 
 # %% [markdown]
-# ## One change at a time: keep the sign
-#
-# The signed Sobel maps differ from the edge map in one step only: the
-# magnitude is not taken. That step drops the signs and merges the two maps;
-# the unsigned maps take one of the two changes at a time.
+# ## One change at a time
 
 # %%
 # --8<-- [start:one-change]
