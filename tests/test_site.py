@@ -205,6 +205,20 @@ def test_search_index_holds_the_build_report_s_prose_not_its_build():
     assert "Build machine" not in text and "UTC" not in text
 
 
+def test_search_index_holds_the_references_authors_not_their_identifiers():
+    """A reader searches the references for authors and titles; their URLs,
+    DOIs and arXiv ids stay on the page but out of the index."""
+    entries = search_index()["docs"]
+    text = " ".join(
+        e["text"] for e in entries if e["location"].startswith("references/")
+    )
+    assert "Grandvalet" in text and "No Unbiased Estimator" in text
+    for identifier in ("https://", "doi:10.", "arXiv:1"):
+        assert identifier not in text
+    page = (SITE / "references" / "index.html").read_text(encoding="utf-8")
+    assert "https://www.jmlr.org/papers/v5/grandvalet04a.html</a>" in page
+
+
 @pytest.mark.parametrize(
     "term, url",
     [

@@ -97,6 +97,10 @@ NOT_SEARCHED = re.compile(
     r'|<div class="(?:[^"]*\s)?(?:jp-OutputArea-output|jp-InputPrompt|jp-OutputPrompt'
     r'|clipboard-copy-txt)(?:\s[^"]*)?"'
 )
+# A reference's link whose text is its identifier (a URL, doi:…, arXiv:…): a
+# reader searches for authors and titles, and the identifiers filled about a
+# kilobyte of the index every page loads.
+IDENTIFIER_LINK = re.compile(r'<a (href="[^"]*">(?:https?://|doi:|arXiv:)[^<]*</a>)')
 INDEXED_CODE = re.compile(r"(<pre>(?:<code>)?)(.*?)((?:</code>)?</pre>)", re.DOTALL)
 CODE_WORD = re.compile(r"[^\W\d]\w*")
 MARKUP = re.compile(r"<[^>]*>")
@@ -248,6 +252,7 @@ def on_page_content(content, page, config, files):
         content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
         content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
         content = CODE_BLOCK.sub(_code_block, content)
+    content = IDENTIFIER_LINK.sub(r"<a data-search-exclude \1", content)
     content = _sized_images(content, page, files)
     content = LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
     return lightbox.link_figures(content, page.file.src_uri.endswith(".ipynb"))
