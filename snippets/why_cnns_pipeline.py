@@ -246,6 +246,7 @@ for a, b in [
     ("signed", "pixels"),
     ("unsigned", "sobel"),
     ("unsigned", "signed"),
+    ("unsigned", "pixels"),
 ]:
     gap, gap_se, _ = compare(a, b)
     print(f"{a} - {b}: {gap:.2%} ± {gap_se:.2%} (paired standard error)")
