@@ -194,13 +194,17 @@ def test_search_index_is_small_when_served():
     )
 
 
+def indexed_text(page):
+    """The text that the search index holds for page (its URL, e.g.
+    "references/"), all sections together."""
+    entries = search_index()["docs"]
+    return " ".join(e["text"] for e in entries if e["location"].startswith(page))
+
+
 def test_search_index_holds_the_build_report_s_prose_not_its_build():
     """The build report's figures change at every build; the index that every
     page loads would change with them."""
-    entries = search_index()["docs"]
-    text = " ".join(
-        e["text"] for e in entries if e["location"].startswith("build-report/")
-    )
+    text = indexed_text("build-report/")
     assert "snippet" in text  # the page's own prose is found
     assert "Build machine" not in text and "UTC" not in text
 
@@ -208,10 +212,7 @@ def test_search_index_holds_the_build_report_s_prose_not_its_build():
 def test_search_index_holds_the_references_authors_not_their_identifiers():
     """A reader searches the references for authors and titles; their URLs,
     DOIs and arXiv ids stay on the page but out of the index."""
-    entries = search_index()["docs"]
-    text = " ".join(
-        e["text"] for e in entries if e["location"].startswith("references/")
-    )
+    text = indexed_text("references/")
     assert "Grandvalet" in text and "No Unbiased Estimator" in text
     for identifier in ("https://", "doi:10.", "arXiv:1"):
         assert identifier not in text

@@ -88,19 +88,19 @@ NOTEBOOK_INLINE_MATH = re.compile(r"(?<![\\$])\$(?=\S)([^$\n]+?)(?<=\S)\$(?!\d)"
 NOTEBOOK_IMAGE = re.compile(
     r'<img alt="[^"]*" class="" src="data:image/png;base64,([A-Za-z0-9+/=\s]+)"'
 )
-# What a notebook page shows but search should not hold: outputs, prompts,
-# heading anchors (¶) and the copy button's second copy of the code. Material's
-# search stops skipping a marked element when the first element of the same tag
-# inside it closes, so only elements with no same-tag element inside are marked.
+# What a page shows but search should not hold: a notebook's outputs, prompts,
+# heading anchors (¶) and the copy button's second copy of the code; and a
+# link whose text is an identifier (a URL, doi:…, arXiv:…), which a reader
+# does not search for (the references filled about a kilobyte of the index
+# every page loads). Material's search stops skipping a marked element when the
+# first element of the same tag inside it closes, so only elements with no
+# same-tag element inside are marked.
 NOT_SEARCHED = re.compile(
     r'<clipboard-copy\b|<a class="anchor-link"'
     r'|<div class="(?:[^"]*\s)?(?:jp-OutputArea-output|jp-InputPrompt|jp-OutputPrompt'
     r'|clipboard-copy-txt)(?:\s[^"]*)?"'
+    r'|<a(?= href="[^"]*">(?:https?://|doi:|arXiv:))'
 )
-# A reference's link whose text is its identifier (a URL, doi:…, arXiv:…): a
-# reader searches for authors and titles, and the identifiers filled about a
-# kilobyte of the index every page loads.
-IDENTIFIER_LINK = re.compile(r'<a (href="[^"]*">(?:https?://|doi:|arXiv:)[^<]*</a>)')
 INDEXED_CODE = re.compile(r"(<pre>(?:<code>)?)(.*?)((?:</code>)?</pre>)", re.DOTALL)
 CODE_WORD = re.compile(r"[^\W\d]\w*")
 MARKUP = re.compile(r"<[^>]*>")
@@ -252,7 +252,10 @@ def on_page_content(content, page, config, files):
         content = BLOCK_MATH.sub(lambda m: _mathml(m.group(1), "block"), content)
         content = INLINE_MATH.sub(lambda m: _mathml(m.group(1), "inline"), content)
         content = CODE_BLOCK.sub(_code_block, content)
-    content = IDENTIFIER_LINK.sub(r"<a data-search-exclude \1", content)
+    # The search plugin drops the attribute once it has read the page.
+    content = NOT_SEARCHED.sub(
+        lambda m: f'{m.group(0)} data-search-exclude="1"', content
+    )
     content = _sized_images(content, page, files)
     content = LAZY_IMAGE.sub('<img loading="lazy" decoding="async" ', content)
     return lightbox.link_figures(content, page.file.src_uri.endswith(".ipynb"))
@@ -308,10 +311,6 @@ def _lighter_notebook(content, page, config):
         return f'<img alt="{html.escape(alt)}" class="" src="{src}"'
 
     content = NOTEBOOK_IMAGE.sub(figure_file, content)
-    # The search plugin drops the attribute once it has read the page.
-    content = NOT_SEARCHED.sub(
-        lambda m: f'{m.group(0)} data-search-exclude="1"', content
-    )
     for classes in CLASS_ATTRIBUTE.findall(content):
         _notebook_css["classes"].update(classes.split())
     return content
