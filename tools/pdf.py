@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import re
 import sys
 import time
@@ -48,6 +49,12 @@ CONTENTS_ID = "book-contents"
 BOOK_END = "</section></div><style>"
 CLOSED_DETAILS = re.compile(r"<details(?![^>]*\bopen\b)")
 SECTION = re.compile(r'<section class="print-page" id="([^"]+)"')
+CAPTION_BY_ID = re.compile(r'(data-description="\.md-content #)([^"]+")')
+MATERIAL_CONFIG = re.compile(r'<script id="__config"[^>]*>(.*?)</script>', re.DOTALL)
+# Material sets up a code block (copy button, focus when it scrolls) when it
+# first comes into view rather than at load: the one-page book has about 200,
+# and setting them all up at once laid the whole page out again for each.
+LAZY_CODE_BLOCKS = "content.lazy"
 
 
 def in_print(page) -> bool:
@@ -116,6 +123,7 @@ def fix_print_page(text, site_url):
     # phone fetched 65 figures (1.4 MB) before the page settled. Chromium
     # loads lazy figures to print; print_pdf makes them eager and waits anyway.
     text = LAZY_IMAGE.sub('<img loading="lazy" ', text)
+    text = with_feature(text, LAZY_CODE_BLOCKS)
     start = text.index('<div id="print-site-page"')
     # print-site closes its pages with </div><style> (their headings' styles).
     end = text.find(BOOK_END, start)
@@ -142,6 +150,19 @@ def fix_print_page(text, site_url):
     cover = COVER_END.search(body)
     at = cover.end() if cover else 0
     return head + body[:at] + contents(body) + body[at:] + tail
+
+
+def with_feature(text, feature):
+    """The page with feature added to Material's settings in it."""
+    found = MATERIAL_CONFIG.search(text)
+    if found is None:
+        raise PluginError(f"{PRINT_PAGE}: no Material settings (#__config) found")
+    settings = json.loads(found[1])
+    settings["features"] = [feature, *settings["features"]]
+    start, end = found.span(1)
+    # As Jinja's tojson writes it: no "</script>" can end the script early.
+    written = json.dumps(settings).replace("<", "\\u003c")
+    return text[:start] + written + text[end:]
 
 
 def contents(body):
@@ -193,6 +214,8 @@ def unique_ids(body):
             ),
             parts[index],
         )
+        # The lightbox finds a figure's caption by its id (tools/lightbox.py).
+        parts[index] = CAPTION_BY_ID.sub(rf"\g<1>{key}-\g<2>", parts[index])
     out = [parts[0]]
     for index in range(1, len(parts), 2):
         out.append(f'<section class="print-page" id="{parts[index]}"{parts[index + 1]}')
