@@ -91,3 +91,10 @@ def test_a_forked_kernel_that_is_gone_polls_as_exited():
     kernel.pid = 2**22 + 1  # above Linux's largest process id
     assert kernel.poll() == 0 and kernel.wait() == 0
     kernel.kill()  # no error for a process already gone
+
+
+def test_a_kernel_whose_zygote_is_gone_starts_cold(tmp_path):
+    (tmp_path / "one.py").write_text("# %%\nprint('ran')\n")
+    gone = str(tmp_path / "no-zygote-here")
+    runner.execute(tmp_path / "one.py", tmp_path / "out", tmp_path, 0, gone)
+    assert "ran" in (tmp_path / "out" / "one.ipynb").read_text()

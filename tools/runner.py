@@ -420,16 +420,14 @@ def _zygote(wanted: bool, log):
     if not (wanted and warm_kernels.supported()):
         yield None
         return
-    try:
-        zygote = warm_kernels.Zygote({**os.environ, **KERNEL_ENV}).__enter__()
-    except (OSError, RuntimeError) as error:
-        log(f"  kernels start cold: {error}")
-        yield None
-        return
-    try:
-        yield zygote.address
-    finally:
-        zygote.__exit__()
+    with contextlib.ExitStack() as stack:
+        try:
+            zygote = warm_kernels.Zygote({**os.environ, **KERNEL_ENV})
+            address = stack.enter_context(zygote).address
+        except (OSError, RuntimeError) as error:
+            log(f"  kernels start cold: {error}")
+            address = None
+        yield address
 
 
 def wall_seconds(seconds: list[float], jobs: int) -> float:

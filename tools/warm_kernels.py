@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
@@ -112,8 +113,8 @@ class ForkedKernel:
             return 0  # gone; its exit status went to the zygote
         return None
 
-    def wait(self, timeout=None) -> int:
-        return 0 if self.poll() is not None else None
+    def wait(self, timeout=None) -> int | None:
+        return self.poll()  # LocalProvisioner polls until it is gone first
 
     def send_signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -139,7 +140,11 @@ class WarmKernelManager(AsyncKernelManager):
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         cwd = str(kw.get("cwd") or os.getcwd())
         env = dict(kw.get("env") or os.environ)
-        pid = fork_kernel(self.zygote_address, kernel_cmd, env, cwd)
+        try:
+            pid = fork_kernel(self.zygote_address, kernel_cmd, env, cwd)
+        except OSError as error:  # the zygote is gone: start this one cold
+            self.log.warning("kernel zygote unreachable (%s): starting cold", error)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
         provisioner = self.provisioner
         provisioner.process = ForkedKernel(pid)
         provisioner.pid = provisioner.pgid = pid  # its own session, as launched
@@ -178,12 +183,16 @@ def serve(address: str) -> None:
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     os.environ["JPY_PARENT_PID"] = str(os.getpid())  # kernels exit when it does
     for name in PRELOAD:
-        importlib.import_module(name)
+        with contextlib.suppress(ImportError):  # the kernels then import it
+            importlib.import_module(name)
     parent = os.getppid()
     server = socket.socket(socket.AF_UNIX)
     server.bind(address)
     server.listen(8)
     print("ready", flush=True)
+    # Nobody reads that pipe again: a kernel writing to it would block once it
+    # filled. What kernels write outside their notebook goes to stderr.
+    os.dup2(2, 1)
     while os.getppid() == parent:
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-1, os.WNOHANG)[0]:
@@ -197,10 +206,15 @@ def serve(address: str) -> None:
             if pid == 0:
                 server.close()
                 connection.close()
+                status = 0
                 try:
                     _start_kernel(request)
-                finally:
-                    os._exit(0)
+                except SystemExit as done:
+                    status = done.code if isinstance(done.code, int) else 1
+                except BaseException:
+                    traceback.print_exc()
+                    status = 1
+                os._exit(status)  # never back into the zygote's loop
             connection.sendall(json.dumps({"pid": pid}).encode())
 
 
