@@ -292,8 +292,7 @@ def execute(
         # IPC sockets rather than TCP ports: private to this machine, no warning.
         # The async manager: with the blocking one, nbclient waits forever on
         # a kernel that died.
-        settings = {"kernel_name": "python3", "transport": "ipc"}
-        settings["ip"] = f"{sockets}/kernel"
+        settings = dict(kernel_name="python3", transport="ipc", ip=f"{sockets}/kernel")
         if zygote is None:
             kernel = AsyncKernelManager(**settings)
         else:
