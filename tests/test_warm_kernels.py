@@ -6,6 +6,7 @@ import textwrap
 import nbformat
 import pytest
 
+from tests.test_runner import make_book
 from tools import runner, warm_kernels
 
 pytestmark = pytest.mark.skipif(
@@ -98,3 +99,15 @@ def test_a_kernel_whose_zygote_is_gone_starts_cold(tmp_path):
     gone = str(tmp_path / "no-zygote-here")
     runner.execute(tmp_path / "one.py", tmp_path / "out", tmp_path, 0, gone)
     assert "ran" in (tmp_path / "out" / "one.ipynb").read_text()
+
+
+def test_a_forked_kernel_records_the_numbers_and_figures_of_a_cold_one(tmp_path):
+    """The runner tests' snippet (a helper module, book.setup, a figure)."""
+    snippets, _ = make_book(tmp_path)
+    tiny = snippets / "tiny.py"
+    with warm_kernels.Zygote({**os.environ, **runner.KERNEL_ENV}) as zygote:
+        runner.execute(tiny, tmp_path / "warm", snippets, 0, zygote.address)
+    runner.execute(tiny, tmp_path / "cold", snippets)
+    for name in "results.json", "line.svg", "tiny.ipynb":
+        warm, cold = (tmp_path / kind / name for kind in ("warm", "cold"))
+        assert warm.read_bytes() == cold.read_bytes(), name
