@@ -9,8 +9,8 @@ A snippet is a jupytext "percent" file in snippets/ (it has `# %%` cells); other
 .py files there are modules that snippets import. Each snippet runs in a fresh
 kernel, in an empty folder, exactly as a reader's downloaded notebook would: the
 local modules it imports are written next to it by a first cell, hidden on the
-site. On Linux the kernels are forked from one that has imported the packages
-already (tools.warm_kernels), which saves each snippet about 2.5 s. Its
+site. On Linux the kernels are forked from a process that has imported the
+packages already (tools.warm_kernels), which saves each snippet about 2.5 s. Its
 outputs land in build/snippets/NAME/: the executed notebook NAME.ipynb, the
 figures it saved, results.json with the numbers it recorded, and run.json
 with the cache key and run time. Each run is also kept by its cache key in
@@ -57,9 +57,9 @@ RUNNER_VERSION = "2"
 HIDDEN_CELL_TAG = "book-setup"
 SECTION_MARKER = re.compile(r"^\s*# --8<-- \[(start|end):[a-z][-_0-9a-z]*\]\s*$")
 CELL_TIMEOUT_S = 600
-# Every kernel's, and the zygote's it is forked from. One thread each: results
-# are bit-identical only at a fixed thread count, and two snippets can then
-# share a 2-core machine.
+# The environment of every kernel and of the process they are forked from
+# (tools.warm_kernels). One thread each: results are bit-identical only at a
+# fixed thread count, and two snippets can then share a 2-core machine.
 KERNEL_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -413,19 +413,24 @@ def store(key: str, out_dir: Path, build_dir: Path) -> None:
 @contextlib.contextmanager
 def _zygote(wanted: bool, log):
     """The address of a zygote to fork kernels from, or None: kernels are
-    then started the usual way (off Linux, or if it cannot start)."""
+    then started the usual way (off Linux, with LK_COLD_KERNELS=1, or if it
+    cannot start)."""
     from tools import warm_kernels
 
     if not (wanted and warm_kernels.supported()):
         yield None
         return
     with contextlib.ExitStack() as stack:
+        started = time.perf_counter()
         try:
             zygote = warm_kernels.Zygote({**os.environ, **KERNEL_ENV})
             address = stack.enter_context(zygote).address
         except (OSError, RuntimeError) as error:
             log(f"  kernels start cold: {error}")
             address = None
+        else:  # not in any snippet's time: a reader's kernel does these imports
+            seconds = time.perf_counter() - started
+            log(f"  kernels forked from a process that imported in {seconds:.1f} s")
         yield address
 
 

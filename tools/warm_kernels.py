@@ -1,14 +1,18 @@
 """Kernels forked from a process that has already imported the book's packages.
 
-Every snippet runs in a fresh kernel, and a fresh kernel spends about 2.5 s
-of CPU importing IPython, torch, matplotlib, scikit-learn and scikit-image
-before the snippet's first line does anything: with 30 snippets, a fifth of a
-cold build. The runner instead starts one `Zygote` (python -m
-tools.warm_kernels SOCKET) that imports them once, then forks a kernel per
-snippet from it. Each kernel is still a new process, with the environment,
-folder and connection file that jupyter_client gave it and freshly seeded
-`random` and NumPy generators, as a new interpreter has; only the imports are
-already done. Linux only: forking after these imports is not safe on macOS.
+Every snippet runs in a fresh kernel, and its first cells spend about 2.5 s of
+CPU importing IPython, torch, matplotlib, scikit-learn and scikit-image (a
+fifth of the 30 snippets' summed run time). The runner instead starts one
+`Zygote` (python -m tools.warm_kernels SOCKET RUNNER_PID) that imports them
+once, in an empty folder, then forks a kernel per snippet from it. Each kernel
+is a new process with the environment, folder and connection file that
+jupyter_client gave it, and NumPy's global generator seeded afresh, as in a
+new interpreter (Python reseeds `random` after a fork itself). What differs
+from a kernel started cold: the imports are done, so an environment variable
+a snippet sets before importing a package no longer reaches it, and warnings
+raised while importing are not in the notebook; `ps` shows kernels under the
+zygote's command line. Set LK_COLD_KERNELS=1 to start every kernel cold.
+Linux only: forking after these imports is not safe on macOS.
 """
 
 from __future__ import annotations
@@ -44,10 +48,11 @@ PRELOAD = (
 )
 KERNEL_MODULE = "ipykernel_launcher"
 STARTUP_TIMEOUT_S = 120
+REPLY_TIMEOUT_S = 30  # a fork takes milliseconds: longer means the zygote is stuck
 
 
 def supported() -> bool:
-    return sys.platform == "linux"
+    return sys.platform == "linux" and os.environ.get("LK_COLD_KERNELS") != "1"
 
 
 class Zygote:
@@ -62,7 +67,13 @@ class Zygote:
 
     def __enter__(self) -> Zygote:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.warm_kernels", self.address],
+            [
+                sys.executable,
+                "-m",
+                "tools.warm_kernels",
+                self.address,
+                str(os.getpid()),
+            ],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -76,17 +87,24 @@ class Zygote:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process.stdout.close()
         self.folder.cleanup()
 
 
-def fork_kernel(address: str, argv: list[str], env: dict[str, str], cwd: str) -> int:
-    """A kernel forked by the zygote at address, running argv (python -m
-    ipykernel_launcher -f FILE) in env and cwd; returns its process id."""
-    request = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()
+def fork_kernel(address: str, args: list[str], env: dict[str, str], cwd: str) -> int:
+    """A kernel forked by the zygote at address, as `python -m
+    ipykernel_launcher ARGS` would start it in env and cwd; returns its
+    process id. OSError or ValueError if the zygote did not answer."""
+    request = json.dumps({"args": args, "env": env, "cwd": cwd}).encode()
     with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(REPLY_TIMEOUT_S)
         client.connect(address)
         client.sendall(request)
         client.shutdown(socket.SHUT_WR)
@@ -110,7 +128,7 @@ class ForkedKernel:
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
-            return 0  # gone; its exit status went to the zygote
+            return 0  # gone; only the zygote, its parent, learns its status
         return None
 
     def wait(self, timeout=None) -> int | None:
@@ -136,13 +154,17 @@ class WarmKernelManager(AsyncKernelManager):
         self.zygote_address = zygote_address
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        if kernel_cmd[1:3] != ["-m", KERNEL_MODULE]:
+        # Only the kernel the zygote's own Python would start (python [-X...]
+        # -m ipykernel_launcher ...): another interpreter's must start cold.
+        if kernel_cmd[0] != sys.executable or KERNEL_MODULE not in kernel_cmd:
+            self.log.warning("kernel %s is not the zygote's: starting cold", kernel_cmd)
             return await super()._async_launch_kernel(kernel_cmd, **kw)
+        args = kernel_cmd[kernel_cmd.index(KERNEL_MODULE) + 1 :]
         cwd = str(kw.get("cwd") or os.getcwd())
         env = dict(kw.get("env") or os.environ)
         try:
-            pid = fork_kernel(self.zygote_address, kernel_cmd, env, cwd)
-        except OSError as error:  # the zygote is gone: start this one cold
+            pid = fork_kernel(self.zygote_address, args, env, cwd)
+        except (OSError, ValueError) as error:
             self.log.warning("kernel zygote unreachable (%s): starting cold", error)
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         provisioner = self.provisioner
@@ -154,8 +176,6 @@ class WarmKernelManager(AsyncKernelManager):
 
 def _start_kernel(request: dict) -> None:
     """In the forked child: become the kernel the request describes."""
-    import random
-
     import numpy as np
 
     os.setsid()
@@ -163,29 +183,33 @@ def _start_kernel(request: dict) -> None:
         os.dup2(nothing.fileno(), 0)
     os.chdir(request["cwd"])
     os.environ.clear()
-    os.environ.update(request["env"])
-    sys.argv = [KERNEL_MODULE, *request["argv"][3:]]
-    del sys.path[0]  # the zygote's folder: ipykernel_launcher removes it too
-    # Fresh, as in a new interpreter: forked, they would repeat the zygote's.
-    random.seed()
+    # jupyter_client's launcher, bypassed here, sets the parent to watch.
+    os.environ.update(request["env"], JPY_PARENT_PID=str(os.getppid()))
+    sys.argv = [KERNEL_MODULE, *request["args"]]
+    if sys.path and Path(sys.path[0]) == ROOT:  # as ipykernel_launcher does
+        del sys.path[0]
+    for name in [name for name in sys.modules if name.split(".")[0] == "tools"]:
+        del sys.modules[name]  # the zygote's own: a snippet may have a `tools`
+    # Forked, NumPy's global generator would repeat the zygote's state.
     np.random.seed()  # noqa: NPY002 (the global generator a snippet may use)
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()
 
 
-def serve(address: str) -> None:
+def serve(address: str, runner_pid: int) -> None:
     """Import PRELOAD, say "ready", then fork a kernel per request until
-    terminated (or until the runner that started it is gone)."""
+    terminated or until the runner (runner_pid) is gone."""
     import importlib
 
-    # Set as the kernel sets them, before the imports that read them.
+    os.chdir(Path(address).parent)  # as empty as a kernel's folder, but the socket
+    # Set as the kernel sets them, before the imports that read them: kernels
+    # exit when their parent, the zygote, does.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    os.environ["JPY_PARENT_PID"] = str(os.getpid())  # kernels exit when it does
+    os.environ["JPY_PARENT_PID"] = str(os.getpid())
     for name in PRELOAD:
         with contextlib.suppress(ImportError):  # the kernels then import it
             importlib.import_module(name)
-    parent = os.getppid()
     server = socket.socket(socket.AF_UNIX)
     server.bind(address)
     server.listen(8)
@@ -193,30 +217,41 @@ def serve(address: str) -> None:
     # Nobody reads that pipe again: a kernel writing to it would block once it
     # filled. What kernels write outside their notebook goes to stderr.
     os.dup2(2, 1)
-    while os.getppid() == parent:
+    while os.getppid() == runner_pid:
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-1, os.WNOHANG)[0]:
                 pass
-        if not select.select([server], [], [], 0.2)[0]:
-            continue
-        connection, _ = server.accept()
-        with connection:
-            request = json.loads(_read_all(connection))
-            pid = os.fork()
-            if pid == 0:
-                server.close()
-                connection.close()
-                status = 0
-                try:
-                    _start_kernel(request)
-                except SystemExit as done:
-                    status = done.code if isinstance(done.code, int) else 1
-                except BaseException:
-                    traceback.print_exc()
-                    status = 1
-                os._exit(status)  # never back into the zygote's loop
-            connection.sendall(json.dumps({"pid": pid}).encode())
+        if select.select([server], [], [], 0.2)[0]:
+            try:
+                _fork_one(server)
+            except Exception:  # one bad request must not end every kernel
+                traceback.print_exc()
+
+
+def _fork_one(server: socket.socket) -> None:
+    connection, _ = server.accept()
+    with connection:
+        connection.settimeout(REPLY_TIMEOUT_S)
+        request = json.loads(_read_all(connection))
+        pid = os.fork()
+        if pid == 0:
+            server.close()
+            connection.close()
+            status = 0
+            try:
+                _start_kernel(request)
+            except SystemExit as done:
+                status = (
+                    done.code if isinstance(done.code, int) else int(bool(done.code))
+                )
+            except BaseException:
+                traceback.print_exc()
+                status = 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)  # never back into the zygote's loop
+        connection.sendall(json.dumps({"pid": pid}).encode())
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], int(sys.argv[2]))
