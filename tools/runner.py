@@ -107,8 +107,8 @@ def snippet_names(snippets_dir: Path = SNIPPETS_DIR) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _imported_names(source: str) -> tuple[str, ...]:
-    """Top-level package of every absolute import in source (parsing is the
+def imported_modules(source: str) -> tuple[str, ...]:
+    """Every module that source imports absolutely, as written (parsing is the
     slow part of a cache key, and the linter asks for many keys)."""
     names = []
     for node in ast.walk(ast.parse(source)):
@@ -116,7 +116,12 @@ def _imported_names(source: str) -> tuple[str, ...]:
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.append(node.module)
-    return tuple(name.split(".")[0] for name in names)
+    return tuple(names)
+
+
+def _imported_names(source: str) -> tuple[str, ...]:
+    """Top-level package of every absolute import in source."""
+    return tuple(name.split(".")[0] for name in imported_modules(source))
 
 
 def local_imports(path: Path, snippets_dir: Path) -> list[Path]:

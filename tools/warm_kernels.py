@@ -32,20 +32,10 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 
 ROOT = Path(__file__).resolve().parent.parent
-# What every snippet's kernel imports (book.py's heavy imports and the
-# kernel's own); torch._dynamo is loaded by the first optimiser made.
-PRELOAD = (
-    "ipykernel.kernelapp",
-    "matplotlib.pyplot",  # not its inline backend: imported in a kernel, it hooks in
-    "numpy",
-    "PIL.Image",
-    "scipy.ndimage",
-    "skimage.transform",
-    "sklearn.datasets",
-    "sklearn.model_selection",
-    "torch",
-    "torch._dynamo",
-)
+# Imported by every kernel besides what book.py imports: the kernel itself,
+# and torch._dynamo, which the first optimiser made loads. Not matplotlib's
+# inline backend: imported in a kernel, it hooks into that kernel.
+KERNEL_IMPORTS = ("ipykernel.kernelapp", "torch._dynamo")
 KERNEL_MODULE = "ipykernel_launcher"
 STARTUP_TIMEOUT_S = 120
 REPLY_TIMEOUT_S = 30  # a fork takes milliseconds: longer means the zygote is stuck
@@ -197,8 +187,17 @@ def _start_kernel(request: dict) -> None:
     kernelapp.launch_new_instance()
 
 
+def preloaded() -> tuple[str, ...]:
+    """What the zygote imports: every module the book's helper module imports
+    (each snippet's first cells import it), then KERNEL_IMPORTS."""
+    from tools.runner import SNIPPETS_DIR, imported_modules
+
+    book = (SNIPPETS_DIR / "book.py").read_text(encoding="utf-8")
+    return (*imported_modules(book), *KERNEL_IMPORTS)
+
+
 def serve(address: str, runner_pid: int) -> None:
-    """Import PRELOAD, say "ready", then fork a kernel per request until
+    """Import preloaded(), say "ready", then fork a kernel per request until
     terminated or until the runner (runner_pid) is gone."""
     import importlib
 
@@ -207,7 +206,7 @@ def serve(address: str, runner_pid: int) -> None:
     # exit when their parent, the zygote, does.
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     os.environ["JPY_PARENT_PID"] = str(os.getpid())
-    for name in PRELOAD:
+    for name in preloaded():
         with contextlib.suppress(ImportError):  # the kernels then import it
             importlib.import_module(name)
     server = socket.socket(socket.AF_UNIX)
